@@ -1,0 +1,48 @@
+# pyscale — every command a developer or CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, else a private copy in .tools/ (a fresh machine has only python3).
+UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+STACK ?= dev
+# Programs the tests and the one-machine topology run for real: command=debian-package.
+SYSTEM_PACKAGES := redis-server redis-cli=redis-tools
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.synced ## Create .venv from the lock file and check the OS programs
+	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
+
+.PHONY: run
+run: install ## Start Redis + app replicas + HAProxy shaped like STACK (default dev)
+	$(VENV)/bin/pyscale local up --stack $(STACK)
+
+.PHONY: test
+test: install ## Run the whole test suite
+	$(VENV)/bin/pytest
+
+.PHONY: lint
+lint: $(VENV)/.synced ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: fmt
+fmt: $(VENV)/.synced ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+.PHONY: bench-app
+bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs Redis down
+	$(VENV)/bin/python bench/bench_app.py

@@ -1,0 +1,37 @@
+"""The contract between the app and everything that runs it.
+
+The load balancer (ALB on AWS, HAProxy on one machine), the EC2 boot script, the local
+runner and the app itself all import these names; none of them spells the values again.
+Swapping in your own WSGI app means honouring this module: answer HEALTH_PATH, listen on
+the PORT variable, and read the variables below.
+"""
+
+from typing import Final
+
+# Liveness only: the load balancer's health check. Never checks dependencies, so a Redis
+# outage can't take every instance out of the target group at once.
+HEALTH_PATH: Final = "/healthz"
+# Readiness: 503 only while starting or draining; 200 (with details) when degraded.
+READY_PATH: Final = "/readyz"
+
+DEFAULT_PORT: Final = 8000
+
+# Seconds gunicorn gives in-flight requests after SIGTERM. The ALB's deregistration delay
+# and HAProxy's drain use the same figure, so no request is cut mid-flight.
+GRACEFUL_TIMEOUT_SECONDS: Final = 30
+
+
+class Env:
+    """Names of the environment variables the app reads (values documented in app/settings.py)."""
+
+    PORT: Final = "PORT"
+    WEB_CONCURRENCY: Final = "WEB_CONCURRENCY"
+    REDIS_URL: Final = "REDIS_URL"
+    REDIS_CLUSTER: Final = "REDIS_CLUSTER"
+    REDIS_AUTH_SECRET_ARN: Final = "REDIS_AUTH_SECRET_ARN"
+    CACHE_TTL_SECONDS: Final = "CACHE_TTL_SECONDS"
+    APP_VERSION: Final = "APP_VERSION"
+    INSTANCE_NAME: Final = "INSTANCE_NAME"
+    AWS_REGION: Final = "AWS_REGION"
+    FORWARDED_ALLOW_IPS: Final = "FORWARDED_ALLOW_IPS"
+    PROMETHEUS_MULTIPROC_DIR: Final = "PROMETHEUS_MULTIPROC_DIR"
