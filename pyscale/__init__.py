@@ -1,0 +1,1 @@
+"""The `pyscale` command: the one-machine topology and the offline plan."""
