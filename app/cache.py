@@ -1,0 +1,307 @@
+"""Cache-aside that survives losing Redis: near cache -> Redis (single-flight) -> compute.
+
+Read path for one key:
+1. Near cache: a bounded, per-process LRU of ready-to-send bytes. Safe because a value is a
+   pure function of its key, and every key carries the release (APP_VERSION) and the report
+   format version — a deploy changes the key, so an old value is never served for a new one.
+2. Redis GET. A hit is copied into the near cache.
+3. A miss takes a Redis-held lock (SET NX PX): exactly one caller across all workers and
+   instances computes and stores the value; the others poll for it with backoff until the
+   lock's timeout, then compute themselves (the holder may have died).
+Values are the response bytes themselves (no pickle: nothing executable crosses the cache,
+and a hit costs no deserialisation). TTLs get random jitter so keys cached together don't
+all expire together.
+
+Redis errors feed a circuit breaker. While it is open no request touches Redis — no
+connect timeout per request — and every request computes (and fills the near cache). After
+a cool-down one trial call probes Redis; success closes the breaker, so caching resumes by
+itself.
+
+Hand-written rather than a library: Flask-Caching has no single-flight lock or breaker and
+pickles values; redis-py's client-side caching needs Redis 7.4+. The breaker is ~40 lines,
+less than adapting pybreaker (not a dependency) to per-call trial semantics.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+import random
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from redis.exceptions import ReadOnlyError, RedisError
+
+from app.metrics import Metrics
+from app.settings import CacheSettings
+
+log = logging.getLogger(__name__)
+
+# Compare-and-delete: release the lock only if we still hold it (it may have expired and
+# been taken by another caller while we computed).
+_RELEASE_LOCK = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+_FIRST_POLL_SECONDS = 0.002
+_MAX_POLL_SECONDS = 0.05
+
+
+class Outcome(enum.Enum):
+    """What the X-Cache response header says."""
+
+    HIT = "hit"
+    MISS = "miss"
+    BYPASS = "bypass"
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    body: bytes
+    outcome: Outcome
+    layer: str  # near, redis, compute
+
+
+class NearCache:
+    """A thread-safe LRU bounded by the total size of its values (bytes).
+
+    OrderedDict instead of functools.lru_cache: entries are added only after a fetch, carry
+    an expiry, and the bound is bytes, not a count.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> bytes | None:
+        if self.max_bytes == 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            value, expires_at = entry
+            if expires_at <= time.monotonic():
+                del self._entries[key]
+                self._size -= len(value)
+                return None
+            self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: bytes, ttl_seconds: float) -> None:
+        if len(value) > self.max_bytes:
+            return
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self._size -= len(previous[0])
+            self._entries[key] = (value, time.monotonic() + ttl_seconds)
+            self._size += len(value)
+            while self._size > self.max_bytes:
+                _, (evicted, _) = self._entries.popitem(last=False)
+                self._size -= len(evicted)
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    """Opens after N consecutive failures; after a cool-down lets one trial call through."""
+
+    def __init__(self, failure_threshold: int, reset_seconds: float) -> None:
+        self.failure_threshold = failure_threshold
+        self.reset_seconds = reset_seconds
+        self._state = BreakerState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    def allow(self) -> bool:
+        if self._state is BreakerState.CLOSED:  # the hot path takes no lock
+            return True
+        with self._lock:
+            cooled_down = time.monotonic() - self._opened_at >= self.reset_seconds
+            if self._state is BreakerState.OPEN and cooled_down:
+                self._state = BreakerState.HALF_OPEN  # this caller is the trial
+                return True
+            return False
+
+    def record_success(self) -> None:
+        if self._state is BreakerState.CLOSED and self._failures == 0:
+            return
+        with self._lock:
+            if self._state is not BreakerState.CLOSED:
+                log.info("redis reachable again; circuit closed")
+            self._state = BreakerState.CLOSED
+            self._failures = 0
+
+    def record_failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._state is BreakerState.HALF_OPEN or (
+                self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold
+            ):
+                if self._state is BreakerState.CLOSED:
+                    log.warning("redis failing; circuit open", extra={"failures": self._failures})
+                self._state = BreakerState.OPEN
+                self._opened_at = time.monotonic()
+
+
+class ReportCache:
+    """Cache-aside for ready-to-send values; one per app (so one per worker process)."""
+
+    def __init__(
+        self,
+        settings: CacheSettings,
+        metrics: Metrics,
+        client_factory: Callable[[], object] | None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.near = NearCache(settings.near_cache_max_bytes)
+        self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds)
+        self._client_factory = client_factory
+        self._client = None
+        self._client_lock = threading.Lock()
+        self._release_script = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._client_factory is not None
+
+    # -- public -----------------------------------------------------------------------------
+
+    def get_or_compute(self, key: str, compute: Callable[[], bytes]) -> CacheResult:
+        value = self.near.get(key)
+        if value is not None:
+            self.metrics.cache_hits.labels("near").inc()
+            return CacheResult(value, Outcome.HIT, "near")
+        if not self.enabled or not self.breaker.allow():
+            return self._bypass(key, compute)
+        try:
+            return self._through_redis(key, compute)
+        except RedisError as error:
+            self._redis_failed(error)
+            return self._bypass(key, compute)
+
+    def ping(self) -> bool | None:
+        """Redis reachability for /readyz; None when no Redis is configured. Never raises."""
+        if not self.enabled:
+            return None
+        if not self.breaker.allow():
+            return False
+        try:
+            self._redis().ping()
+        except RedisError as error:
+            self._redis_failed(error)
+            return False
+        self.breaker.record_success()
+        return True
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _redis(self):
+        # Built lazily: RedisCluster connects while being constructed, and an app must start
+        # (and serve, uncached) while Redis is down.
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    client = self._client_factory()
+                    self._release_script = client.register_script(_RELEASE_LOCK)
+                    self._client = client
+        return self._client
+
+    def _through_redis(self, key: str, compute: Callable[[], bytes]) -> CacheResult:
+        client = self._redis()
+        value = client.get(key)
+        self.breaker.record_success()
+        if value is not None:
+            return self._redis_hit(key, value)
+
+        lock_key = key + ":lock"
+        token = secrets.token_hex(8)
+        lock_ms = math.ceil(self.settings.lock_timeout_seconds * 1000)
+        if client.set(lock_key, token, nx=True, px=lock_ms):
+            try:
+                value = self._compute(compute)
+                self._store(client, key, value)
+            finally:
+                self._release_script(keys=[lock_key], args=[token], client=client)
+            self.metrics.cache_misses.inc()
+            return CacheResult(value, Outcome.MISS, "compute")
+
+        # Someone else is computing it: wait for their value rather than duplicating work.
+        deadline = time.monotonic() + self.settings.lock_timeout_seconds
+        delay = _FIRST_POLL_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_POLL_SECONDS)
+            value = client.get(key)
+            if value is not None:
+                return self._redis_hit(key, value)
+            if not client.exists(lock_key):
+                value = client.get(key)  # released between our two reads?
+                if value is not None:
+                    return self._redis_hit(key, value)
+                break  # the holder gave up without storing: compute ourselves
+        self.metrics.lock_fallbacks.inc()
+        value = self._compute(compute)
+        self._store(client, key, value)
+        self.metrics.cache_misses.inc()
+        return CacheResult(value, Outcome.MISS, "compute")
+
+    def _redis_hit(self, key: str, value: bytes) -> CacheResult:
+        self.near.put(key, value, self.settings.ttl_seconds)
+        self.metrics.cache_hits.labels("redis").inc()
+        return CacheResult(value, Outcome.HIT, "redis")
+
+    def _store(self, client, key: str, value: bytes) -> None:
+        client.set(key, value, ex=self._ttl_with_jitter())
+        self.near.put(key, value, self.settings.ttl_seconds)
+
+    def _ttl_with_jitter(self) -> int:
+        stretch = random.uniform(0, self.settings.ttl_jitter)  # noqa: S311 (not security)
+        return math.ceil(self.settings.ttl_seconds * (1 + stretch))
+
+    def _compute(self, compute: Callable[[], bytes]) -> bytes:
+        self.metrics.computations.inc()
+        return compute()
+
+    def _bypass(self, key: str, compute: Callable[[], bytes]) -> CacheResult:
+        value = self._compute(compute)
+        self.near.put(key, value, self.settings.ttl_seconds)
+        self.metrics.cache_bypasses.inc()
+        return CacheResult(value, Outcome.BYPASS, "compute")
+
+    def _redis_failed(self, error: RedisError) -> None:
+        self.metrics.cache_errors.inc()
+        self.breaker.record_failure()
+        if isinstance(error, ReadOnlyError) and self._client is not None:
+            # After a failover the primary endpoint's DNS points at the new primary, but
+            # pooled connections still talk to the demoted node: drop them so the next
+            # connection resolves again.
+            pool = getattr(self._client, "connection_pool", None)
+            if pool is not None:
+                pool.disconnect()
+        log.warning("redis error; serving without the shared cache", extra={"error": repr(error)})

@@ -1,0 +1,107 @@
+"""create_app: the table of contents of the app."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from flask import Flask, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.cache import ReportCache
+from app.instance import InstanceIdentity
+from app.lifecycle import Lifecycle
+from app.logs import REQUEST_ID_HEADER, configure_app_logging, request_id_from
+from app.metrics import Metrics
+from app.redis_client import build_client, fetch_auth_token
+from app.settings import Settings, load_settings
+from app.views import bp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    """Everything the views share, bound in one place: app.extensions['pyscale']."""
+
+    settings: Settings
+    lifecycle: Lifecycle
+    metrics: Metrics
+    cache: ReportCache
+    instance: InstanceIdentity
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the app from `config`, or from the environment (app/settings.py) when None."""
+    settings = config if config is not None else load_settings()
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    configure_app_logging(settings.log_level)
+    register_extensions(app, settings)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_request_hooks(app)
+    app.extensions["pyscale"].lifecycle.mark_serving()
+    redis_mode = "off" if settings.redis is None else "cluster" if settings.redis.cluster else "on"
+    log.info("app ready", extra={"version": settings.app_version, "redis": redis_mode})
+    return app
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    metrics = Metrics()
+    app.extensions["pyscale"] = AppState(
+        settings=settings,
+        lifecycle=Lifecycle(),
+        metrics=metrics,
+        cache=ReportCache(settings.cache, metrics, _redis_client_factory(settings)),
+        instance=InstanceIdentity(settings),
+    )
+
+
+def _redis_client_factory(settings: Settings):
+    redis_settings = settings.redis
+    if redis_settings is None:
+        return None
+    password = None
+    if redis_settings.auth_secret_arn:
+        # Once per process tree: gunicorn.conf.py already fetched it in the master.
+        password = fetch_auth_token(redis_settings.auth_secret_arn, settings.aws_region)
+    return lambda: build_client(redis_settings, password)
+
+
+def register_blueprints(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = error.name.lower().replace(" ", "_")
+        return jsonify(error=code, detail=error.description), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        log.exception("unhandled error")
+        return jsonify(error="internal_error", request_id=g.get("request_id")), 500
+
+
+def register_request_hooks(app: Flask) -> None:
+    metrics = app.extensions["pyscale"].metrics
+
+    @app.before_request
+    def start_request() -> None:
+        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def finish_request(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        # The route template, not the path: label cardinality stays bounded.
+        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        status = str(response.status_code)
+        metrics.requests.labels(endpoint, request.method, status).inc()
+        started = g.get("started")
+        if started is not None:
+            metrics.latency.labels(endpoint, status).observe(time.perf_counter() - started)
+        return response

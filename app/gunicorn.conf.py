@@ -1,0 +1,128 @@
+# ruff: noqa: N999 (gunicorn's conventional file name is not a module name)
+"""gunicorn settings for the reference app — the same file on EC2 (systemd) and on one machine.
+
+Driven only by environment variables (names in app.contract.Env, validated by
+app/settings.py), so the boot script and the local runner configure it the same way:
+
+    gunicorn --config app/gunicorn.conf.py app.wsgi:app
+
+Workers: WEB_CONCURRENCY, else `vcpus + 1` where vcpus is what this process may run on
+(CPU affinity and a cgroup CPU quota both count). Each worker is a `gthread` worker with
+WEB_THREADS threads (default 4). Why (measured with bench/bench_app.py's harness on a
+2-vCPU machine, see the README's "The reference app"): with keep-alive load balancers in
+front, gthread keeps connections open where `sync` closes every one (sync was slower on
+every path); threads overlap the Redis round trips and single-flight waits; and since the
+report is CPU-bound under the GIL, one process per vCPU plus one to cover a worker that is
+blocked or restarting saturates the CPUs — more processes only add memory and context
+switches.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import signal
+import sys
+import tempfile
+
+from app.contract import GRACEFUL_TIMEOUT_SECONDS, Env
+from app.redis_client import fetch_auth_token
+from app.settings import SettingsError, load_settings
+
+try:
+    _settings = load_settings()
+except SettingsError as error:
+    # A clean message and exit code 2 instead of gunicorn's "Failed to read config file"
+    # traceback (SystemExit is not an Exception, so gunicorn lets it through).
+    print(f"pyscale app: {error}", file=sys.stderr)
+    sys.exit(2)
+
+
+def available_vcpus() -> int:
+    """vCPUs this process may use: CPU affinity, capped by a cgroup v2 CPU quota if any."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        count = os.cpu_count() or 1
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as quota_file:
+            quota, period = quota_file.read().split()
+        if quota != "max":
+            count = min(count, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def default_workers(vcpus: int) -> int:
+    return vcpus + 1
+
+
+# -- serving -------------------------------------------------------------------------------
+bind = f"0.0.0.0:{_settings.server.port}"
+workers = _settings.server.web_concurrency or default_workers(available_vcpus())
+worker_class = "gthread"
+threads = _settings.server.web_threads
+# Longer than the load balancer's idle timeout (ALB default 60 s), so the balancer, not
+# gunicorn, closes idle connections — otherwise a request can race a closing socket (502).
+keepalive = 75
+timeout = 30
+graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
+# Recycle workers now and then to bound slow leaks; the jitter keeps them from all
+# restarting at the same moment. High enough that a busy worker restarts every few minutes,
+# not every few seconds (each restart empties its near cache).
+max_requests = 100_000
+max_requests_jitter = 10_000
+# X-Forwarded-* are trusted only from the load balancer's addresses (CIDRs allowed).
+forwarded_allow_ips = _settings.server.forwarded_allow_ips
+# gunicorn >= 25 opens a control socket at one fixed per-user path; replicas on one machine
+# would fight over it, and systemd/the local runner already manage the process.
+control_socket_disable = True
+
+# -- logs: JSON lines, access log on stdout ------------------------------------------------
+logger_class = "app.logs.JsonGunicornLogger"
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+
+# -- metrics: one multiprocess directory per gunicorn master -------------------------------
+# Two replicas on one machine bind different ports, so the port keeps their directories
+# apart; set PROMETHEUS_MULTIPROC_DIR explicitly (e.g. systemd's RuntimeDirectory) to choose.
+os.environ.setdefault(
+    Env.PROMETHEUS_MULTIPROC_DIR,
+    os.path.join(tempfile.gettempdir(), f"pyscale-metrics-{_settings.server.port}"),
+)
+
+# -- the Redis AUTH token: fetched once, in the master, inherited by every worker ----------
+if _settings.redis is not None and _settings.redis.auth_secret_arn:
+    fetch_auth_token(_settings.redis.auth_secret_arn, _settings.aws_region)
+
+
+def on_starting(server) -> None:
+    """Start with an empty metrics directory: files of a previous run's workers would count."""
+    directory = os.environ[Env.PROMETHEUS_MULTIPROC_DIR]
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def post_worker_init(worker) -> None:
+    """On SIGTERM, turn /readyz to 503 before gunicorn's own graceful shutdown begins."""
+    state = getattr(worker.wsgi, "extensions", {}).get("pyscale")
+    if state is None:  # a user's own WSGI app
+        return
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def drain_then_stop(signum, frame):
+        state.lifecycle.begin_draining()
+        gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, drain_then_stop)
+
+
+def child_exit(server, worker) -> None:
+    """Keep a dead worker's counters but drop its live gauges (prometheus_client docs)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

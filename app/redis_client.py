@@ -1,0 +1,76 @@
+"""A redis-py client for each supported topology, tuned to fail fast.
+
+- standalone, or an ElastiCache replication group's primary endpoint: redis.Redis
+- cluster mode enabled (REDIS_CLUSTER=true, REDIS_URL = configuration endpoint): RedisCluster
+- TLS (rediss://) with an AUTH token in the URL or in Secrets Manager (REDIS_AUTH_SECRET_ARN)
+
+Retries are off and timeouts are short on purpose: the cache is an optimisation, so an
+outage must cost a request at most one short timeout, and the circuit breaker in
+app/cache.py (not redis-py's retry loop) decides when to try again.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import redis
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from app.settings import RedisSettings
+
+_secret_lock = threading.Lock()
+_secret_cache: dict[str, str] = {}
+
+
+def fetch_auth_token(secret_arn: str, region: str | None, secrets_client=None) -> str:
+    """The AUTH token stored in Secrets Manager, fetched once per process tree.
+
+    gunicorn.conf.py calls this in the master before forking, so workers inherit the cached
+    token and an instance asks Secrets Manager once at start, not once per worker. The
+    secret may hold the bare token or JSON with an `auth_token`, `token` or `password` key.
+    """
+    with _secret_lock:
+        if secret_arn in _secret_cache:
+            return _secret_cache[secret_arn]
+        if secrets_client is None:
+            import boto3  # imported lazily: only instances that use Secrets Manager pay for it
+
+            secrets_client = boto3.client("secretsmanager", region_name=region)
+        text = secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"]
+        token = text
+        if text.lstrip().startswith("{"):
+            document = json.loads(text)
+            for key in ("auth_token", "token", "password"):
+                if isinstance(document.get(key), str):
+                    token = document[key]
+                    break
+            else:
+                raise ValueError(
+                    f"secret {secret_arn} is JSON without an auth_token, token or password key"
+                )
+        _secret_cache[secret_arn] = token
+        return token
+
+
+def build_client(
+    settings: RedisSettings, password: str | None = None
+) -> redis.Redis | RedisCluster:
+    """A client for settings.url. RedisCluster connects while being built, so call this lazily."""
+    options: dict = {
+        "socket_timeout": settings.timeout_seconds,
+        "socket_connect_timeout": settings.timeout_seconds,
+        "retry": Retry(NoBackoff(), 0),
+        "client_name": "pyscale-app",
+    }
+    if password is not None:
+        options["password"] = password
+    if settings.tls and settings.tls_ca_file:
+        options["ssl_ca_certs"] = settings.tls_ca_file
+    if settings.cluster:
+        # One attempt per command: a moved slot is still followed (that is not an error
+        # retry), but a dead node isn't hammered.
+        return RedisCluster.from_url(settings.url, cluster_error_retry_attempts=1, **options)
+    return redis.Redis.from_url(settings.url, **options)

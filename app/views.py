@@ -1,0 +1,79 @@
+"""The app's endpoints (one blueprint). Paths the load balancer uses come from app.contract."""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from app.contract import HEALTH_PATH, READY_PATH
+from app.lifecycle import Phase
+from app.report import (
+    REPORT_FORMAT_VERSION,
+    InvalidReportSizeError,
+    build_report,
+    parse_report_size,
+)
+
+bp = Blueprint("app", __name__)
+
+
+def _state():
+    return current_app.extensions["pyscale"]
+
+
+@bp.get(HEALTH_PATH)
+def healthz():
+    """Liveness: the process answers HTTP. Checks no dependency, on purpose (see contract)."""
+    return jsonify(status="ok")
+
+
+@bp.get(READY_PATH)
+def readyz():
+    """Readiness: 200 while this process can serve (degraded included), 503 starting/draining."""
+    state = _state()
+    phase = state.lifecycle.phase
+    if phase is not Phase.SERVING:
+        return jsonify(status=phase.value), 503
+    reachable = state.cache.ping()
+    redis_status = {None: "disabled", True: "ok", False: "unavailable"}[reachable]
+    return jsonify(
+        status="degraded" if reachable is False else "ready",
+        redis={"status": redis_status, "circuit": state.cache.breaker.state.value},
+        near_cache={"entries": len(state.cache.near), "bytes": state.cache.near.size_bytes},
+    )
+
+
+@bp.get("/")
+def index():
+    """Who answered: release, machine (EC2 instance id or replica name) and worker pid."""
+    state = _state()
+    return jsonify(
+        version=state.settings.app_version, instance=state.instance.name, pid=os.getpid()
+    )
+
+
+# `<path:raw_n>` accepts any string, so `abc`, `-5` and `1/2` reach the view and get a 400
+# JSON error rather than a 404.
+@bp.get("/api/report/<path:raw_n>")
+def report(raw_n: str):
+    """The expensive report for n, cache-aside; X-Cache says hit, miss or bypass."""
+    try:
+        n = parse_report_size(raw_n)
+    except InvalidReportSizeError as error:
+        return jsonify(error="invalid_report_size", detail=str(error)), 400
+    state = _state()
+    key = f"pyscale:{state.settings.app_version}:report:v{REPORT_FORMAT_VERSION}:{n}"
+    result = state.cache.get_or_compute(key, lambda: build_report(n))
+    return Response(
+        result.body,
+        mimetype="application/json",
+        headers={"X-Cache": result.outcome.value, "X-Cache-Layer": result.layer},
+    )
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus exposition for the whole instance (all gunicorn workers)."""
+    body, content_type = _state().metrics.exposition()
+    return Response(body, content_type=content_type)
