@@ -244,6 +244,11 @@ class ReportCache:
         lock_ms = math.ceil(self.settings.lock_timeout_seconds * 1000)
         if client.set(lock_key, token, nx=True, px=lock_ms):
             try:
+                # Check again under the lock: the previous holder may have stored the value
+                # and released the lock between our GET and our SET NX.
+                value = client.get(key)
+                if value is not None:
+                    return self._redis_hit(key, value)
                 value = self._compute(compute)
                 self._store(client, key, value)
             finally:

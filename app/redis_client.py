@@ -70,7 +70,7 @@ def build_client(
     if settings.tls and settings.tls_ca_file:
         options["ssl_ca_certs"] = settings.tls_ca_file
     if settings.cluster:
-        # One attempt per command: a moved slot is still followed (that is not an error
-        # retry), but a dead node isn't hammered.
-        return RedisCluster.from_url(settings.url, cluster_error_retry_attempts=1, **options)
+        # `retry` (no retries) also governs the cluster client; MOVED/ASK redirections are
+        # still followed, since they are not errors.
+        return RedisCluster.from_url(settings.url, **options)
     return redis.Redis.from_url(settings.url, **options)
