@@ -1,0 +1,683 @@
+"""pyscale's CrossGuard guardrails: the validators behind the policy pack in policy/.
+
+Constructing a ``PolicyPack`` starts a gRPC server and blocks (see policy/__main__.py), so
+every policy lives here, importable by tests and by the offline checker (policy/offline.py).
+
+What the engine hands a validator, and what these rules therefore expect:
+- ``args.props`` are the resource's *inputs* in wire form: camelCase keys, numbers as
+  floats, absent keys omitted, secrets already unwrapped. Nested objects and lists arrive as
+  read-only ``Mapping``/``Sequence`` proxies (not dict/list) that raise ``UnknownValueError``
+  when a value is unknown during preview; the engine then reports "can't run during preview"
+  as an advisory note, so rules read only the keys they need.
+- pulumi_aws 7 types some launch-template fields as strings: ``ebs.encrypted`` and
+  ``networkInterfaces[].associatePublicIpAddress`` are ``"true"``/``"false"``.
+
+Levels:
+- mandatory — always on: EBS and cache encryption, cache TLS + AUTH, IMDSv2, no world-open
+  ingress except the ALB's listener ports, no public IP on app instances, ALB drops invalid
+  header fields.
+- production — shipped *disabled*; a stack's policy config (policy/config/prod.json) turns
+  them on as mandatory: ALB deletion protection, multi-AZ cache with failover, fleet of
+  >= 2 instances over >= 2 zones, cache snapshots.
+- advisory — instance types from a per-environment allow-list; required tags.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyResource,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+PACK_NAME = "pyscale-guardrails"
+
+# --------------------------------------------------------------------------------------------
+# Resource type tokens (pulumi_aws 7). aws:alb/* are the legacy aliases of aws:lb/*.
+# --------------------------------------------------------------------------------------------
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+INSTANCE = "aws:ec2/instance:Instance"
+VOLUME = "aws:ebs/volume:Volume"
+AUTOSCALING_GROUP = "aws:autoscaling/group:Group"
+SUBNET = "aws:ec2/subnet:Subnet"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
+LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
+LISTENERS = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
+
+WORLD_CIDRS = ("0.0.0.0/0", "::/0")
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers for wire-form values
+# --------------------------------------------------------------------------------------------
+def is_true(value: Any) -> bool:
+    """True for a boolean True and for the engine string "true" (any case)."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
+def as_list(value: Any) -> list[Any]:
+    """A list/tuple/proxy sequence as a list; None as []; a lone string as [string]."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence):
+        return list(value)
+    return [value]
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def as_number(value: Any) -> float | None:
+    """Wire numbers are floats; stack config may leave them as strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _json_object(text: str) -> Mapping[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+def _show(value: Any) -> str:
+    return "not set" if value is None else repr(value)
+
+
+def _is_application_lb(props: Mapping[str, Any]) -> bool:
+    # loadBalancerType defaults to "application" when omitted.
+    return props.get("loadBalancerType") in (None, "application")
+
+
+def _config(args: ResourceValidationArgs | StackValidationArgs) -> Mapping[str, Any]:
+    return args.get_config() or {}
+
+
+# --------------------------------------------------------------------------------------------
+# Mandatory: encryption, TLS, AUTH, IMDSv2, ALB header hygiene
+# --------------------------------------------------------------------------------------------
+def validate_ebs_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    props = args.props
+    if args.resource_type == LAUNCH_TEMPLATE:
+        mappings = as_list(props.get("blockDeviceMappings"))
+        ebs_mappings = [as_mapping(m) for m in mappings if as_mapping(m).get("ebs") is not None]
+        if not ebs_mappings:
+            report(
+                f"Launch template '{args.name}' declares no EBS block device, so its root volume's "
+                "encryption depends on the AMI and the account default. Declare the root device: "
+                'block_device_mappings=[{device_name: "/dev/xvda", ebs: {encrypted: "true", '
+                'volume_type: "gp3"}}].',
+                None,
+            )
+        for mapping in ebs_mappings:
+            encrypted = as_mapping(mapping["ebs"]).get("encrypted")
+            if not is_true(encrypted):
+                device = mapping.get("deviceName", "?")
+                report(
+                    f"Launch template '{args.name}': block device {device} has ebs.encrypted="
+                    f'{_show(encrypted)}. Set ebs.encrypted to the string "true" '
+                    "(a string in pulumi_aws 7 launch templates).",
+                    None,
+                )
+    elif args.resource_type == INSTANCE:
+        root = as_mapping(props.get("rootBlockDevice"))
+        if not is_true(root.get("encrypted")):
+            report(
+                f"Instance '{args.name}': root_block_device.encrypted is "
+                f"{_show(root.get('encrypted'))}. Set root_block_device={{encrypted: True}}.",
+                None,
+            )
+        for device in as_list(props.get("ebsBlockDevices")):
+            device = as_mapping(device)
+            if not is_true(device.get("encrypted")):
+                report(
+                    f"Instance '{args.name}': EBS device {device.get('deviceName', '?')} is not "
+                    "encrypted. Set encrypted=True on every ebs_block_devices entry.",
+                    None,
+                )
+    elif args.resource_type == VOLUME and not is_true(props.get("encrypted")):
+        report(f"EBS volume '{args.name}' is not encrypted. Set encrypted=True.", None)
+
+
+def validate_cache_encrypted_at_rest(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    props = args.props
+    if args.resource_type == REPLICATION_GROUP:
+        if not is_true(props.get("atRestEncryptionEnabled")):
+            report(
+                f"Cache replication group '{args.name}': at_rest_encryption_enabled is "
+                f"{_show(props.get('atRestEncryptionEnabled'))}. Set "
+                "at_rest_encryption_enabled=True (it can only be chosen at creation).",
+                None,
+            )
+    elif args.resource_type == CACHE_CLUSTER and not props.get("replicationGroupId"):
+        report(
+            f"Cache cluster '{args.name}' is a standalone cluster, which cannot be encrypted at "
+            "rest. Create an aws.elasticache.ReplicationGroup (num_cache_clusters=1 for a "
+            "single node) with at_rest_encryption_enabled=True instead.",
+            None,
+        )
+
+
+def validate_cache_tls_and_auth(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != REPLICATION_GROUP:
+        return
+    props = args.props
+    if not is_true(props.get("transitEncryptionEnabled")):
+        report(
+            f"Cache replication group '{args.name}': transit_encryption_enabled is "
+            f"{_show(props.get('transitEncryptionEnabled'))}. Set transit_encryption_enabled=True "
+            "so clients must use TLS.",
+            None,
+        )
+    mode = props.get("transitEncryptionMode")
+    if mode is not None and mode != "required":
+        report(
+            f"Cache replication group '{args.name}': transit_encryption_mode is {mode!r}, which "
+            'still accepts plaintext clients. Set transit_encryption_mode="required" (or leave it '
+            "unset).",
+            None,
+        )
+    has_auth = bool(
+        props.get("authToken") or props.get("authTokenWo") or as_list(props.get("userGroupIds"))
+    )
+    if not has_auth:
+        report(
+            f"Cache replication group '{args.name}' accepts clients without AUTH. Set auth_token "
+            "(with transit encryption and auth_token_update_strategy) or user_group_ids (RBAC).",
+            None,
+        )
+
+
+def _check_imdsv2(kind: str, name: str, props: Mapping[str, Any], report: ReportViolation) -> None:
+    options = as_mapping(props.get("metadataOptions"))
+    if options.get("httpEndpoint") == "disabled":
+        return  # no metadata service at all: nothing for IMDSv1 to leak
+    tokens = options.get("httpTokens")
+    if tokens != "required":
+        report(
+            f"{kind} '{name}': metadata_options.http_tokens is {_show(tokens)}, so IMDSv1 "
+            'answers unauthenticated requests. Set metadata_options={http_tokens: "required", '
+            "http_put_response_hop_limit: 1}.",
+            None,
+        )
+
+
+def validate_imdsv2_required(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == LAUNCH_TEMPLATE:
+        _check_imdsv2("Launch template", args.name, args.props, report)
+    elif args.resource_type == INSTANCE:
+        _check_imdsv2("Instance", args.name, args.props, report)
+
+
+def validate_alb_drops_invalid_headers(
+    args: ResourceValidationArgs, report: ReportViolation
+) -> None:
+    if args.resource_type not in LOAD_BALANCERS or not _is_application_lb(args.props):
+        return
+    value = args.props.get("dropInvalidHeaderFields")
+    if not is_true(value):
+        report(
+            f"Load balancer '{args.name}': drop_invalid_header_fields is {_show(value)}, so "
+            "malformed header fields reach the app (request smuggling surface). Set "
+            "drop_invalid_header_fields=True.",
+            None,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Mandatory, stack-wide: world-open ingress and public IPs need to see several resources
+# --------------------------------------------------------------------------------------------
+def _dependencies(resource: PolicyResource, key: str) -> list[PolicyResource]:
+    """The resources whose outputs flowed into input `key` (the engine records these)."""
+    return list((resource.property_dependencies or {}).get(key, []))
+
+
+def _ingress_openings(resource: PolicyResource) -> Iterator[tuple[str, float, float, str]]:
+    """(protocol, from_port, to_port, cidr) for every world-open ingress the resource declares."""
+    props = resource.props
+    if resource.resource_type == SECURITY_GROUP:
+        for rule in as_list(props.get("ingress")):
+            rule = as_mapping(rule)
+            cidrs = as_list(rule.get("cidrBlocks")) + as_list(rule.get("ipv6CidrBlocks"))
+            for cidr in cidrs:
+                if cidr in WORLD_CIDRS:
+                    yield _openings(rule.get("protocol"), rule, cidr)
+    elif resource.resource_type == SECURITY_GROUP_RULE and props.get("type") == "ingress":
+        for cidr in as_list(props.get("cidrBlocks")) + as_list(props.get("ipv6CidrBlocks")):
+            if cidr in WORLD_CIDRS:
+                yield _openings(props.get("protocol"), props, cidr)
+    elif resource.resource_type == INGRESS_RULE:
+        for cidr in (props.get("cidrIpv4"), props.get("cidrIpv6")):
+            if cidr in WORLD_CIDRS:
+                yield _openings(props.get("ipProtocol"), props, cidr)
+
+
+def _openings(protocol: Any, rule: Mapping[str, Any], cidr: str) -> tuple[str, float, float, str]:
+    protocol = str(protocol if protocol is not None else "-1").lower()
+    if protocol in ("-1", "all"):
+        return protocol, 0.0, 65535.0, cidr
+    low = as_number(rule.get("fromPort"))
+    high = as_number(rule.get("toPort"))
+    return protocol, low if low is not None else 0.0, high if high is not None else 65535.0, cidr
+
+
+def _owning_security_groups(resource: PolicyResource) -> list[PolicyResource]:
+    if resource.resource_type == SECURITY_GROUP:
+        return [resource]
+    return [
+        dep
+        for dep in _dependencies(resource, "securityGroupId")
+        if dep.resource_type == SECURITY_GROUP
+    ]
+
+
+def _alb_listener_ports(resources: Sequence[PolicyResource]) -> dict[str, set[float]]:
+    """URN of each security group attached to a load balancer -> that balancer's listener ports."""
+    ports_by_lb: dict[str, set[float]] = {}
+    for listener in resources:
+        if listener.resource_type not in LISTENERS:
+            continue
+        port = as_number(listener.props.get("port"))
+        for lb in _dependencies(listener, "loadBalancerArn"):
+            if port is not None:
+                ports_by_lb.setdefault(lb.urn, set()).add(port)
+    allowed: dict[str, set[float]] = {}
+    for lb in resources:
+        if lb.resource_type not in LOAD_BALANCERS:
+            continue
+        for group in _dependencies(lb, "securityGroups"):
+            allowed.setdefault(group.urn, set()).update(ports_by_lb.get(lb.urn, set()))
+    return allowed
+
+
+def validate_no_open_ingress(args: StackValidationArgs, report: ReportViolation) -> None:
+    listener_ports = _alb_listener_ports(args.resources)
+    for resource in args.resources:
+        openings = list(_ingress_openings(resource))
+        if not openings:
+            continue
+        groups = _owning_security_groups(resource)
+        ports: set[float] = set()
+        for group in groups:
+            ports |= listener_ports.get(group.urn, set())
+        for protocol, low, high, cidr in openings:
+            if protocol == "tcp" and low == high and low in ports:
+                continue
+            span = "all ports" if (low, high) == (0.0, 65535.0) else _port_span(low, high)
+            where = (
+                f"its load balancer listens on {sorted(int(p) for p in ports)}"
+                if ports
+                else "it is not the security group of a load balancer with listeners"
+            )
+            report(
+                f"'{resource.name}' opens {protocol} {span} to {cidr}, but {where}. Only an ALB's "
+                "security group may admit the world, and only on its listener ports; reach "
+                "instances through the ALB or SSM Session Manager, and narrow the source to the "
+                "ALB's security group or a known CIDR.",
+                resource.urn,
+            )
+
+
+def _port_span(low: float, high: float) -> str:
+    return f"port {int(low)}" if low == high else f"ports {int(low)}-{int(high)}"
+
+
+def validate_no_public_ip(args: StackValidationArgs, report: ReportViolation) -> None:
+    for resource in args.resources:
+        props = resource.props
+        if resource.resource_type == LAUNCH_TEMPLATE:
+            for interface in as_list(props.get("networkInterfaces")):
+                if is_true(as_mapping(interface).get("associatePublicIpAddress")):
+                    report(
+                        f"Launch template '{resource.name}' gives instances a public IP "
+                        "(network_interfaces[].associate_public_ip_address). App instances sit "
+                        'in private subnets behind the ALB: set it to "false" or drop it.',
+                        resource.urn,
+                    )
+        elif resource.resource_type == INSTANCE and is_true(props.get("associatePublicIpAddress")):
+            report(
+                f"Instance '{resource.name}' has associate_public_ip_address=True. Put it in a "
+                "private subnet and reach it through the ALB or SSM Session Manager.",
+                resource.urn,
+            )
+        elif resource.resource_type == AUTOSCALING_GROUP:
+            for subnet in _dependencies(resource, "vpcZoneIdentifiers"):
+                if subnet.resource_type == SUBNET and is_true(
+                    subnet.props.get("mapPublicIpOnLaunch")
+                ):
+                    report(
+                        f"Auto Scaling group '{resource.name}' launches into subnet "
+                        f"'{subnet.name}', which maps a public IP on launch. Use the private "
+                        "subnets for vpc_zone_identifiers.",
+                        resource.urn,
+                    )
+
+
+# --------------------------------------------------------------------------------------------
+# Production: disabled unless a stack's policy config enables them
+# --------------------------------------------------------------------------------------------
+def validate_alb_deletion_protection(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in LOAD_BALANCERS:
+        return
+    value = args.props.get("enableDeletionProtection")
+    if not is_true(value):
+        report(
+            f"Load balancer '{args.name}': enable_deletion_protection is {_show(value)}. In "
+            "production set enable_deletion_protection=True (the stack's "
+            "deletion-protection setting).",
+            None,
+        )
+
+
+def _replica_count(props: Mapping[str, Any]) -> float:
+    """Replicas per shard the replication group declares (0 when it has none)."""
+    counts = [
+        as_number(as_mapping(group).get("replicaCount"))
+        for group in as_list(props.get("nodeGroupConfigurations"))
+    ]
+    counts = [c for c in counts if c is not None]
+    if counts:
+        return min(counts)
+    if props.get("replicasPerNodeGroup") is not None:
+        return as_number(props.get("replicasPerNodeGroup")) or 0.0
+    clusters = as_number(props.get("numCacheClusters"))
+    return (clusters - 1) if clusters else 0.0
+
+
+def validate_cache_multi_az(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != REPLICATION_GROUP:
+        return
+    props = args.props
+    missing = [
+        f"{snake}=True"
+        for key, snake in (
+            ("multiAzEnabled", "multi_az_enabled"),
+            ("automaticFailoverEnabled", "automatic_failover_enabled"),
+        )
+        if not is_true(props.get(key))
+    ]
+    if _replica_count(props) < 1:
+        missing.append("a replica (num_cache_clusters >= 2 or replicas_per_node_group >= 1)")
+    if missing:
+        report(
+            f"Cache replication group '{args.name}' would not survive losing a zone. Set "
+            + ", ".join(missing)
+            + ".",
+            None,
+        )
+
+
+def validate_cache_snapshots(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != REPLICATION_GROUP:
+        return
+    minimum = as_number(_config(args).get("minRetentionDays")) or 1.0
+    retention = as_number(args.props.get("snapshotRetentionLimit")) or 0.0
+    if retention < minimum:
+        report(
+            f"Cache replication group '{args.name}' keeps {int(retention)} day(s) of snapshots; "
+            f"production needs at least {int(minimum)}. Set snapshot_retention_limit >= "
+            f"{int(minimum)} and a snapshot_window.",
+            None,
+        )
+
+
+def _fleet_zones(group: PolicyResource) -> tuple[set[str], str]:
+    """The zones an Auto Scaling group spans, and how they were learned (for the message)."""
+    zones = {str(z) for z in as_list(group.props.get("availabilityZones"))}
+    if zones:
+        return zones, "availability zones"
+    subnets = [s for s in _dependencies(group, "vpcZoneIdentifiers") if s.resource_type == SUBNET]
+    if subnets:
+        zones = {
+            str(s.props.get("availabilityZone") or s.props.get("availabilityZoneId") or s.urn)
+            for s in subnets
+        }
+        return zones, "zones (from its subnets)"
+    # Adopted subnets: the policy sees IDs only, so each distinct subnet counts as a zone; the
+    # program's own config validation requires one subnet per zone.
+    return {str(s) for s in as_list(group.props.get("vpcZoneIdentifiers"))}, "subnets"
+
+
+def validate_fleet_spans_zones(args: StackValidationArgs, report: ReportViolation) -> None:
+    config = _config(args)
+    min_instances = as_number(config.get("minInstances")) or 2.0
+    min_zones = as_number(config.get("minZones")) or 2.0
+    for group in args.resources:
+        if group.resource_type != AUTOSCALING_GROUP:
+            continue
+        min_size = as_number(group.props.get("minSize")) or 0.0
+        if min_size < min_instances:
+            report(
+                f"Auto Scaling group '{group.name}' has min_size {int(min_size)}; production "
+                f"needs at least {int(min_instances)} instances so one can fail or be replaced. "
+                "Raise the stack's minimum fleet size.",
+                group.urn,
+            )
+        zones, source = _fleet_zones(group)
+        if len(zones) < min_zones:
+            report(
+                f"Auto Scaling group '{group.name}' spans {len(zones)} {source}; production needs "
+                f"at least {int(min_zones)} availability zones. Give vpc_zone_identifiers one "
+                "private subnet per zone (the stack's zone count).",
+                group.urn,
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Advisory
+# --------------------------------------------------------------------------------------------
+def _instance_types(args: ResourceValidationArgs) -> Iterator[tuple[str, str]]:
+    """(where, instance type) for every EC2 type the resource would launch."""
+    props = args.props
+    if args.resource_type in (LAUNCH_TEMPLATE, INSTANCE) and props.get("instanceType"):
+        yield "instance_type", str(props["instanceType"])
+    elif args.resource_type == AUTOSCALING_GROUP:
+        template = as_mapping(as_mapping(props.get("mixedInstancesPolicy")).get("launchTemplate"))
+        for override in as_list(template.get("overrides")):
+            kind = as_mapping(override).get("instanceType")
+            if kind:
+                yield "mixed_instances_policy override", str(kind)
+
+
+def validate_instance_type_allowed(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    patterns = [str(p) for p in as_list(_config(args).get("allowedInstanceTypes"))]
+    if not patterns:
+        return  # no allow-list configured for this environment
+    for where, kind in _instance_types(args):
+        if not any(fnmatch.fnmatchcase(kind, pattern) for pattern in patterns):
+            report(
+                f"'{args.name}' uses {kind} ({where}), which this environment's allow-list "
+                f"{patterns} does not include. Pick an allowed type, or add it to "
+                "allowedInstanceTypes in the stack's policy config (policy/config/<stack>.json).",
+                None,
+            )
+
+
+# Resource types the project creates that carry tags; anything else with a `tags` input is
+# checked too.
+TAGGABLE = frozenset(
+    {
+        LAUNCH_TEMPLATE,
+        INSTANCE,
+        VOLUME,
+        AUTOSCALING_GROUP,
+        SUBNET,
+        SECURITY_GROUP,
+        REPLICATION_GROUP,
+        "aws:ec2/vpc:Vpc",
+        "aws:ec2/natGateway:NatGateway",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketV2:BucketV2",
+        *LOAD_BALANCERS,
+        "aws:lb/targetGroup:TargetGroup",
+    }
+)
+DEFAULT_REQUIRED_TAGS = ("Project", "Environment")
+
+
+def _tag_keys(args: ResourceValidationArgs) -> set[str]:
+    tags = args.props.get("tags")
+    if args.resource_type == AUTOSCALING_GROUP:
+        # ASG tags are a list of {key, value, propagateAtLaunch}; provider default tags
+        # do not reach them.
+        return {str(as_mapping(t).get("key")) for t in as_list(tags)}
+    keys = set(as_mapping(tags))
+    if args.provider is not None:
+        default_tags = args.provider.props.get("defaultTags")
+        if isinstance(default_tags, str):  # provider config can arrive as JSON text
+            default_tags = _json_object(default_tags)
+        keys |= set(as_mapping(as_mapping(default_tags).get("tags")))
+    return keys
+
+
+def validate_required_tags(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if not args.resource_type.startswith("aws:"):
+        return
+    if args.resource_type not in TAGGABLE and "tags" not in args.props:
+        return
+    required = [str(t) for t in as_list(_config(args).get("requiredTags"))] or list(
+        DEFAULT_REQUIRED_TAGS
+    )
+    missing = [tag for tag in required if tag not in _tag_keys(args)]
+    if missing:
+        report(
+            f"'{args.name}' ({args.resource_type}) lacks tag(s) {missing}. Set them on the "
+            "resource or through the aws provider's default_tags (Auto Scaling groups need "
+            "them in tags=[...] with propagate_at_launch).",
+            None,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The policies, in the order the pack reports them
+# --------------------------------------------------------------------------------------------
+MANDATORY = EnforcementLevel.MANDATORY
+ADVISORY = EnforcementLevel.ADVISORY
+# Production policies ship disabled; policy/config/prod.json enables them as mandatory.
+PRODUCTION = EnforcementLevel.DISABLED
+
+_INTEGER_AT_LEAST_1 = {"type": "integer", "minimum": 1}
+_PATTERNS = {"type": "array", "items": {"type": "string"}}
+
+POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
+    ResourceValidationPolicy(
+        name="ebs-encrypted",
+        description="Every EBS volume (launch template, instance, volume) is encrypted.",
+        validate=validate_ebs_encrypted,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="cache-encrypted-at-rest",
+        description="ElastiCache data is encrypted at rest.",
+        validate=validate_cache_encrypted_at_rest,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="cache-tls-and-auth",
+        description="ElastiCache requires TLS and AUTH (token or RBAC user groups).",
+        validate=validate_cache_tls_and_auth,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="imdsv2-required",
+        description="Instances and launch templates require IMDSv2 session tokens.",
+        validate=validate_imdsv2_required,
+        enforcement_level=MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="no-open-ingress-except-alb-listeners",
+        description="No ingress from 0.0.0.0/0 or ::/0 except an ALB's listener ports.",
+        validate=validate_no_open_ingress,
+        enforcement_level=MANDATORY,
+    ),
+    StackValidationPolicy(
+        name="no-public-ip-on-app-instances",
+        description="App instances get no public IP address.",
+        validate=validate_no_public_ip,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="alb-drops-invalid-headers",
+        description="Application load balancers drop invalid HTTP header fields.",
+        validate=validate_alb_drops_invalid_headers,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="prod-alb-deletion-protection",
+        description="Production load balancers have deletion protection.",
+        validate=validate_alb_deletion_protection,
+        enforcement_level=PRODUCTION,
+    ),
+    ResourceValidationPolicy(
+        name="prod-cache-multi-az-failover",
+        description="Production caches are multi-AZ with automatic failover and a replica.",
+        validate=validate_cache_multi_az,
+        enforcement_level=PRODUCTION,
+    ),
+    StackValidationPolicy(
+        name="prod-fleet-spans-zones",
+        description="Production fleets run at least 2 instances over at least 2 zones.",
+        validate=validate_fleet_spans_zones,
+        enforcement_level=PRODUCTION,
+        config_schema=PolicyConfigSchema(
+            properties={"minInstances": _INTEGER_AT_LEAST_1, "minZones": _INTEGER_AT_LEAST_1}
+        ),
+    ),
+    ResourceValidationPolicy(
+        name="prod-cache-snapshots",
+        description="Production caches keep daily snapshots.",
+        validate=validate_cache_snapshots,
+        enforcement_level=PRODUCTION,
+        config_schema=PolicyConfigSchema(properties={"minRetentionDays": _INTEGER_AT_LEAST_1}),
+    ),
+    ResourceValidationPolicy(
+        name="instance-type-allowed",
+        description="EC2 instance types come from the environment's allow-list.",
+        validate=validate_instance_type_allowed,
+        enforcement_level=ADVISORY,
+        config_schema=PolicyConfigSchema(properties={"allowedInstanceTypes": _PATTERNS}),
+    ),
+    ResourceValidationPolicy(
+        name="required-tags",
+        description="Taggable resources carry the required tags.",
+        validate=validate_required_tags,
+        enforcement_level=ADVISORY,
+        config_schema=PolicyConfigSchema(properties={"requiredTags": _PATTERNS}),
+    ),
+]
+
+
+def policy_names() -> list[str]:
+    return [policy.name for policy in POLICIES]
+
+
+def iter_policies(kind: type) -> Iterable[Any]:
+    return (policy for policy in POLICIES if isinstance(policy, kind))

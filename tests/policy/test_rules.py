@@ -1,0 +1,409 @@
+"""Specifications of the policy pack's rules, against hand-built wire-form resources.
+
+Each bad case changes one thing in a compliant stack and expects exactly one policy to
+report it, with a message that names the resource and the setting to change.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyProviderResource,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
+
+from policy import rules
+from policy.offline import PolicySetting, Violation, evaluate
+from tests.policy.wire import TAGS, add, good_stack, replace_inputs, resource
+
+MANDATORY = EnforcementLevel.MANDATORY
+
+# Production: every policy on, the production ones mandatory, an allow-list configured.
+PROD_SETTINGS = {
+    policy.name: PolicySetting(
+        MANDATORY
+        if policy.enforcement_level == EnforcementLevel.DISABLED
+        else policy.enforcement_level,
+        {},
+    )
+    for policy in rules.POLICIES
+} | {
+    "instance-type-allowed": PolicySetting(
+        EnforcementLevel.ADVISORY, {"allowedInstanceTypes": ["m7g.*", "c7g.*"]}
+    ),
+    "prod-cache-snapshots": PolicySetting(MANDATORY, {"minRetentionDays": 7}),
+    "prod-fleet-spans-zones": PolicySetting(MANDATORY, {"minInstances": 2, "minZones": 2}),
+}
+
+
+def run(stack, settings=None, provider=None) -> list[Violation]:
+    return evaluate(
+        list(stack.values()), settings or PROD_SETTINGS, stack="prod", provider=provider
+    )
+
+
+def only(violations: list[Violation], policy: str) -> Violation:
+    """The single violation, which must come from `policy`."""
+    assert [v.policy for v in violations] == [policy], violations
+    return violations[0]
+
+
+def test_the_compliant_stack_passes_every_policy():
+    assert run(good_stack()) == []
+
+
+def test_every_policy_has_a_unique_name_and_a_description():
+    names = rules.policy_names()
+    assert len(names) == len(set(names))
+    assert all(policy.description for policy in rules.POLICIES)
+
+
+def test_production_policies_ship_disabled_so_only_a_stack_config_enables_them():
+    production = [p for p in rules.POLICIES if p.name.startswith("prod-")]
+    assert {p.name for p in production} == {
+        "prod-alb-deletion-protection",
+        "prod-cache-multi-az-failover",
+        "prod-fleet-spans-zones",
+        "prod-cache-snapshots",
+    }
+    assert all(p.enforcement_level == EnforcementLevel.DISABLED for p in production)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mandatory
+# ---------------------------------------------------------------------------------------------
+def test_unencrypted_launch_template_volume_is_rejected():
+    stack = good_stack()
+    replace_inputs(
+        stack,
+        "web-lt",
+        blockDeviceMappings=[{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}],
+    )
+    violation = only(run(stack), "ebs-encrypted")
+    assert violation.level == MANDATORY
+    assert violation.resource == "web-lt"
+    assert "/dev/xvda" in violation.message
+    assert 'ebs.encrypted to the string "true"' in violation.message
+
+
+def test_launch_template_without_a_declared_root_volume_is_rejected():
+    stack = good_stack()
+    replace_inputs(stack, "web-lt", blockDeviceMappings=None)
+    assert "declares no EBS block device" in only(run(stack), "ebs-encrypted").message
+
+
+def test_unencrypted_standalone_volume_and_instance_root_are_rejected():
+    stack = good_stack()
+    add(stack, resource("aws:ebs/volume:Volume", "scratch", {"size": 10.0, "tags": TAGS}))
+    violation = only(run(stack), "ebs-encrypted")
+    assert "scratch" in violation.message
+    assert "encrypted=True" in violation.message
+
+
+def test_cache_without_encryption_at_rest_is_rejected():
+    stack = good_stack()
+    replace_inputs(stack, "web-cache", atRestEncryptionEnabled=False)
+    assert "at_rest_encryption_enabled=True" in only(run(stack), "cache-encrypted-at-rest").message
+
+
+def test_standalone_cache_cluster_is_rejected_in_favour_of_a_replication_group():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:elasticache/cluster:Cluster",
+            "side-cache",
+            {"engine": "redis", "nodeType": "cache.t4g.micro", "numCacheNodes": 1.0, "tags": TAGS},
+        ),
+    )
+    assert "ReplicationGroup" in only(run(stack), "cache-encrypted-at-rest").message
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"transitEncryptionEnabled": False}, "transit_encryption_enabled=True"),
+        ({"transitEncryptionMode": "preferred"}, 'transit_encryption_mode="required"'),
+        ({"authToken": None}, "auth_token"),
+    ],
+    ids=["no-tls", "tls-preferred", "no-auth"],
+)
+def test_cache_must_require_tls_and_auth(changes, expected):
+    stack = good_stack()
+    replace_inputs(stack, "web-cache", **changes)
+    assert expected in only(run(stack), "cache-tls-and-auth").message
+
+
+def test_cache_with_rbac_user_groups_instead_of_a_token_has_auth():
+    stack = good_stack()
+    replace_inputs(stack, "web-cache", authToken=None, userGroupIds=["app-users"])
+    assert run(stack) == []
+
+
+@pytest.mark.parametrize("tokens", ["optional", None])
+def test_launch_template_must_require_imdsv2(tokens):
+    stack = good_stack()
+    options = {"httpPutResponseHopLimit": 1.0} | ({"httpTokens": tokens} if tokens else {})
+    replace_inputs(stack, "web-lt", metadataOptions=options)
+    violation = only(run(stack), "imdsv2-required")
+    assert 'http_tokens: "required"' in violation.message
+    assert "web-lt" in violation.message
+
+
+def test_metadata_service_switched_off_needs_no_tokens():
+    stack = good_stack()
+    replace_inputs(stack, "web-lt", metadataOptions={"httpEndpoint": "disabled"})
+    assert run(stack) == []
+
+
+def test_instance_must_require_imdsv2():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:ec2/instance:Instance",
+            "bastion",
+            {
+                "instanceType": "m7g.large",
+                "rootBlockDevice": {"encrypted": True},
+                "metadataOptions": {"httpTokens": "optional"},
+                "tags": TAGS,
+            },
+        ),
+    )
+    assert "Instance 'bastion'" in only(run(stack), "imdsv2-required").message
+
+
+def test_alb_must_drop_invalid_header_fields():
+    stack = good_stack()
+    replace_inputs(stack, "web-alb", dropInvalidHeaderFields=None)
+    violation = only(run(stack), "alb-drops-invalid-headers")
+    assert "drop_invalid_header_fields=True" in violation.message
+    assert "not set" in violation.message
+
+
+def test_network_load_balancers_are_not_asked_about_http_headers():
+    stack = good_stack()
+    replace_inputs(stack, "web-alb", loadBalancerType="network", dropInvalidHeaderFields=None)
+    assert run(stack) == []
+
+
+def test_ssh_open_to_the_world_on_the_app_security_group_is_rejected():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "web-app-ssh",
+            {
+                "securityGroupId": "web-app-sg-id",
+                "cidrIpv4": "0.0.0.0/0",
+                "fromPort": 22.0,
+                "toPort": 22.0,
+                "ipProtocol": "tcp",
+            },
+        ),
+    )
+    violation = only(run(stack), "no-open-ingress-except-alb-listeners")
+    assert violation.resource == "web-app-ssh"
+    assert "tcp port 22 to 0.0.0.0/0" in violation.message
+    assert "not the security group of a load balancer" in violation.message
+
+
+def test_alb_security_group_may_not_open_ports_it_does_not_listen_on():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "web-alb-admin",
+            {
+                "securityGroupId": "web-alb-sg-id",
+                "cidrIpv6": "::/0",
+                "fromPort": 8080.0,
+                "toPort": 8080.0,
+                "ipProtocol": "tcp",
+            },
+        ),
+    )
+    violation = only(run(stack), "no-open-ingress-except-alb-listeners")
+    assert "to ::/0" in violation.message
+    assert "listens on [80, 443]" in violation.message
+
+
+def test_inline_all_traffic_ingress_from_the_world_is_rejected():
+    stack = good_stack()
+    replace_inputs(
+        stack,
+        "web-app-sg",
+        ingress=[{"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}],
+    )
+    violation = only(run(stack), "no-open-ingress-except-alb-listeners")
+    assert "all ports" in violation.message
+
+
+def test_legacy_security_group_rule_opening_a_range_is_rejected():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:ec2/securityGroupRule:SecurityGroupRule",
+            "web-alb-range",
+            {
+                "type": "ingress",
+                "securityGroupId": "web-alb-sg-id",
+                "protocol": "tcp",
+                "fromPort": 80.0,
+                "toPort": 443.0,
+                "cidrBlocks": ["0.0.0.0/0"],
+            },
+        ),
+    )
+    assert "ports 80-443" in only(run(stack), "no-open-ingress-except-alb-listeners").message
+
+
+def test_launch_template_with_public_ip_is_rejected():
+    stack = good_stack()
+    replace_inputs(
+        stack,
+        "web-lt",
+        networkInterfaces=[{"deviceIndex": 0.0, "associatePublicIpAddress": "true"}],
+    )
+    violation = only(run(stack), "no-public-ip-on-app-instances")
+    assert violation.resource == "web-lt"
+    assert "private subnets" in violation.message
+
+
+def test_fleet_in_public_subnets_is_rejected():
+    stack = good_stack()
+    replace_inputs(stack, "web-asg", vpcZoneIdentifiers=["web-public-0-id", "web-private-1-id"])
+    violation = only(run(stack), "no-public-ip-on-app-instances")
+    assert "'web-public-0'" in violation.message
+    assert "maps a public IP on launch" in violation.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Production
+# ---------------------------------------------------------------------------------------------
+def test_prod_alb_needs_deletion_protection():
+    stack = good_stack()
+    replace_inputs(stack, "web-alb", enableDeletionProtection=False)
+    message = only(run(stack), "prod-alb-deletion-protection").message
+    assert "enable_deletion_protection=True" in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"multiAzEnabled": False}, "multi_az_enabled=True"),
+        ({"automaticFailoverEnabled": None}, "automatic_failover_enabled=True"),
+        (
+            {"numNodeGroups": None, "replicasPerNodeGroup": None, "numCacheClusters": 1.0},
+            "a replica",
+        ),
+    ],
+    ids=["single-az", "no-failover", "no-replica"],
+)
+def test_prod_cache_must_be_multi_az_with_failover(changes, expected):
+    stack = good_stack()
+    replace_inputs(stack, "web-cache", **changes)
+    assert expected in only(run(stack), "prod-cache-multi-az-failover").message
+
+
+def test_prod_cache_keeps_the_configured_days_of_snapshots():
+    stack = good_stack()
+    replace_inputs(stack, "web-cache", snapshotRetentionLimit=1.0)
+    message = only(run(stack), "prod-cache-snapshots").message
+    assert "keeps 1 day(s)" in message
+    assert "snapshot_retention_limit >= 7" in message
+
+
+def test_prod_fleet_needs_two_instances():
+    stack = good_stack()
+    replace_inputs(stack, "web-asg", minSize=1.0)
+    violation = only(run(stack), "prod-fleet-spans-zones")
+    assert violation.resource == "web-asg"
+    assert "min_size 1" in violation.message
+
+
+def test_prod_fleet_needs_two_zones():
+    stack = good_stack()
+    replace_inputs(stack, "web-asg", vpcZoneIdentifiers=["web-private-0-id"])
+    message = only(run(stack), "prod-fleet-spans-zones").message
+    assert "spans 1 zones (from its subnets)" in message
+
+
+def test_production_policies_are_silent_unless_enabled():
+    stack = good_stack()
+    replace_inputs(stack, "web-alb", enableDeletionProtection=False)
+    replace_inputs(stack, "web-asg", minSize=1.0)
+    dev_settings = {
+        name: setting for name, setting in PROD_SETTINGS.items() if not name.startswith("prod-")
+    }
+    assert run(stack, dev_settings) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Advisory
+# ---------------------------------------------------------------------------------------------
+def test_instance_type_outside_the_allow_list_is_advised_against():
+    stack = good_stack()
+    replace_inputs(stack, "web-lt", instanceType="x2iedn.32xlarge")
+    violation = only(run(stack), "instance-type-allowed")
+    assert violation.level == EnforcementLevel.ADVISORY
+    assert "x2iedn.32xlarge" in violation.message
+    assert "policy/config/<stack>.json" in violation.message
+
+
+def test_mixed_instances_overrides_are_checked_against_the_allow_list():
+    stack = good_stack()
+    replace_inputs(
+        stack,
+        "web-asg",
+        mixedInstancesPolicy={
+            "launchTemplate": {
+                "overrides": [{"instanceType": "m7g.large"}, {"instanceType": "p5.48xlarge"}]
+            }
+        },
+    )
+    assert "p5.48xlarge" in only(run(stack), "instance-type-allowed").message
+
+
+def test_missing_required_tag_is_advised():
+    stack = good_stack()
+    replace_inputs(stack, "web-alb", tags={"Project": "pyscale"})
+    violation = only(run(stack), "required-tags")
+    assert violation.level == EnforcementLevel.ADVISORY
+    assert "['Environment']" in violation.message
+
+
+def test_provider_default_tags_count_as_tags():
+    stack = good_stack()
+    replace_inputs(stack, "web-alb", tags=None)
+    provider = PolicyProviderResource(
+        "pulumi:providers:aws",
+        unknown_checking_proxy({"defaultTags": '{"tags": {"Project": "p", "Environment": "e"}}'}),
+        "urn:provider",
+        "default",
+    )
+    assert run(stack, provider=provider) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# How the engine calls the pack
+# ---------------------------------------------------------------------------------------------
+def test_a_value_unknown_during_preview_surfaces_as_the_engines_unknown_error():
+    """During preview the engine proxies inputs; reading an unknown one raises, and the engine
+    reports "can't run policy during preview" instead of a false violation."""
+    policy = next(
+        p for p in rules.iter_policies(ResourceValidationPolicy) if p.name == "imdsv2-required"
+    )
+    props = unknown_checking_proxy({"metadataOptions": {"httpTokens": UNKNOWN_STRING_VALUE}})
+    args = ResourceValidationArgs(rules.LAUNCH_TEMPLATE, props, "urn", "lt", None, None)
+    reported = []
+    with pytest.raises(UnknownValueError):
+        policy.validate(args, lambda message, urn=None: reported.append(message))
+    assert reported == []

@@ -1,0 +1,210 @@
+"""Hand-built resources in the wire form the engine (and the offline runner's mocks) record:
+camelCase inputs, numbers as floats, launch-template booleans as strings, and outputs
+carrying the id/ARN other resources refer to.
+
+`good_stack()` is a small, compliant production-shaped stack; each bad-case test changes one
+thing in it, so a violation can only come from that change.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from policy.offline import WireResource
+
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+TAGS = {"Project": "pyscale", "Environment": "prod"}
+
+
+def secret(value: Any) -> dict[str, Any]:
+    return {**SECRET_SIG, "value": value}
+
+
+def resource(type_: str, name: str, inputs: dict[str, Any], **outputs: Any) -> WireResource:
+    if "id" not in outputs:
+        outputs["id"] = f"{name}-id"
+    return WireResource(type=type_, name=name, inputs=inputs, outputs=outputs)
+
+
+def good_stack() -> dict[str, WireResource]:
+    """Resources by name. Deep-copied per call so tests can mutate inputs freely."""
+    subnets = {}
+    for index, zone in enumerate(("eu-west-1a", "eu-west-1b")):
+        for tier, public in (("public", True), ("private", False)):
+            name = f"web-{tier}-{index}"
+            subnets[name] = resource(
+                "aws:ec2/subnet:Subnet",
+                name,
+                {
+                    "vpcId": "web-vpc-id",
+                    "availabilityZone": zone,
+                    "cidrBlock": f"10.0.{index * 2 + (0 if public else 1)}.0/24",
+                    "mapPublicIpOnLaunch": public,
+                    "tags": TAGS,
+                },
+            )
+    resources = [
+        resource("aws:ec2/vpc:Vpc", "web-vpc", {"cidrBlock": "10.0.0.0/16", "tags": TAGS}),
+        *subnets.values(),
+        resource(
+            "aws:ec2/securityGroup:SecurityGroup",
+            "web-alb-sg",
+            {"vpcId": "web-vpc-id", "description": "ALB", "tags": TAGS},
+        ),
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "web-alb-https",
+            {
+                "securityGroupId": "web-alb-sg-id",
+                "cidrIpv4": "0.0.0.0/0",
+                "fromPort": 443.0,
+                "toPort": 443.0,
+                "ipProtocol": "tcp",
+            },
+        ),
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "web-alb-https-v6",
+            {
+                "securityGroupId": "web-alb-sg-id",
+                "cidrIpv6": "::/0",
+                "fromPort": 443.0,
+                "toPort": 443.0,
+                "ipProtocol": "tcp",
+            },
+        ),
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "web-alb-http",
+            {
+                "securityGroupId": "web-alb-sg-id",
+                "cidrIpv4": "0.0.0.0/0",
+                "fromPort": 80.0,
+                "toPort": 80.0,
+                "ipProtocol": "tcp",
+            },
+        ),
+        resource(
+            "aws:lb/loadBalancer:LoadBalancer",
+            "web-alb",
+            {
+                "loadBalancerType": "application",
+                "securityGroups": ["web-alb-sg-id"],
+                "subnets": ["web-public-0-id", "web-public-1-id"],
+                "dropInvalidHeaderFields": True,
+                "enableDeletionProtection": True,
+                "tags": TAGS,
+            },
+            arn="arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/1",
+        ),
+        resource(
+            "aws:lb/listener:Listener",
+            "web-https",
+            {
+                "loadBalancerArn": (
+                    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/1"
+                ),
+                "port": 443.0,
+                "protocol": "HTTPS",
+                "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            },
+        ),
+        resource(
+            "aws:lb/listener:Listener",
+            "web-http-redirect",
+            {
+                "loadBalancerArn": (
+                    "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/app/web/1"
+                ),
+                "port": 80.0,
+                "protocol": "HTTP",
+            },
+        ),
+        resource(
+            "aws:ec2/securityGroup:SecurityGroup",
+            "web-app-sg",
+            {"vpcId": "web-vpc-id", "description": "app", "tags": TAGS},
+        ),
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "web-app-from-alb",
+            {
+                "securityGroupId": "web-app-sg-id",
+                "referencedSecurityGroupId": "web-alb-sg-id",
+                "fromPort": 8000.0,
+                "toPort": 8000.0,
+                "ipProtocol": "tcp",
+            },
+        ),
+        resource(
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            "web-lt",
+            {
+                "imageId": "ami-0123456789abcdef0",
+                "instanceType": "m7g.large",
+                "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1.0},
+                "blockDeviceMappings": [
+                    {
+                        "deviceName": "/dev/xvda",
+                        "ebs": {"encrypted": "true", "volumeType": "gp3", "volumeSize": 20.0},
+                    }
+                ],
+                "vpcSecurityGroupIds": ["web-app-sg-id"],
+                "tags": TAGS,
+            },
+            latestVersion=1.0,
+        ),
+        resource(
+            "aws:autoscaling/group:Group",
+            "web-asg",
+            {
+                "minSize": 3.0,
+                "maxSize": 12.0,
+                "desiredCapacity": 3.0,
+                "vpcZoneIdentifiers": ["web-private-0-id", "web-private-1-id"],
+                "launchTemplate": {"id": "web-lt-id", "version": "1"},
+                "tags": [
+                    {"key": key, "value": value, "propagateAtLaunch": True}
+                    for key, value in TAGS.items()
+                ],
+            },
+        ),
+        resource(
+            "aws:elasticache/replicationGroup:ReplicationGroup",
+            "web-cache",
+            {
+                "description": "cache",
+                "engine": "valkey",
+                "nodeType": "cache.r7g.large",
+                "numNodeGroups": 2.0,
+                "replicasPerNodeGroup": 1.0,
+                "atRestEncryptionEnabled": True,
+                "transitEncryptionEnabled": True,
+                "authToken": secret("s3cr3t-token-with-enough-length"),
+                "authTokenUpdateStrategy": "ROTATE",
+                "multiAzEnabled": True,
+                "automaticFailoverEnabled": True,
+                "snapshotRetentionLimit": 7.0,
+                "snapshotWindow": "03:00-05:00",
+                "tags": TAGS,
+            },
+        ),
+    ]
+    return copy.deepcopy({r.name: r for r in resources})
+
+
+def replace_inputs(stack: dict[str, WireResource], name: str, **changes: Any) -> None:
+    """Set (or, with value None, remove) top-level inputs of one resource."""
+    old = stack[name]
+    inputs = dict(old.inputs)
+    for key, value in changes.items():
+        if value is None:
+            inputs.pop(key, None)
+        else:
+            inputs[key] = value
+    stack[name] = WireResource(old.type, old.name, inputs, old.outputs, old.parent)
+
+
+def add(stack: dict[str, WireResource], new: WireResource) -> None:
+    stack[new.name] = new
