@@ -1,0 +1,265 @@
+"""The `pyscale` command (entry point `pyscale.cli:main`).
+
+`pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/).
+Every error the user can fix is printed as one clear message with a non-zero exit, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.contract import Env
+from pyscale.local import sizing
+from pyscale.local import state as local_state
+from pyscale.local.errors import LocalTopologyError
+from pyscale.local.topology import LocalTopology, TopologySpec
+
+app = typer.Typer(
+    name="pyscale",
+    help="pyscale: a Python web app on an auto-scaled, cached, load-balanced deployment.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(
+    help="The one-machine topology: redis-server + N app replicas + HAProxy.",
+    no_args_is_help=True,
+)
+app.add_typer(local_app, name="local")
+
+console = Console()
+error_console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WorkdirOption = Annotated[
+    Path,
+    typer.Option(
+        "--workdir",
+        envvar="PYSCALE_LOCAL_DIR",
+        help="Work directory holding the running topology's state, logs and Redis data.",
+    ),
+]
+
+
+class _StopRequested(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C does, so `finally` stops every process."""
+
+
+def _user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn LocalTopologyError into `error: <message>` on stderr and exit status 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except LocalTopologyError as error:
+            error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@local_app.command()
+@_user_errors
+def up(
+    stack: Annotated[
+        str, typer.Option(help="Stack whose shape to copy (stacks/Pulumi.<stack>.yaml).")
+    ] = "dev",
+    replicas: Annotated[
+        int | None,
+        typer.Option(help="App replicas (default: the stack's desired capacity, capped by cores)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="gunicorn workers per replica (default: from the stack's instance vCPUs, "
+            "capped by cores)."
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Port HAProxy listens on (127.0.0.1).")] = 8080,
+    workdir: WorkdirOption = local_state.DEFAULT_WORKDIR,
+) -> None:
+    """Start Redis, the app replicas and HAProxy; Ctrl-C or SIGTERM stops them all."""
+    size = sizing.resolve(stack=stack, replicas=replicas, workers=workers)
+    extra_env = {}
+    if size.cache_ttl_seconds is not None:
+        extra_env[Env.CACHE_TTL_SECONDS] = str(size.cache_ttl_seconds)
+    spec = TopologySpec(
+        replicas=size.replicas,
+        workers=size.workers,
+        port=port,
+        workdir=workdir,
+        stack=stack,
+        extra_env=extra_env,
+    )
+    spec.validate()
+    topology = LocalTopology(workdir)
+    topology.programs  # noqa: B018 - fail on a missing program before anything starts
+    previous_handler = signal.signal(signal.SIGTERM, _raise_stop)
+    with local_state.exclusive_owner(workdir):
+        try:
+            console.print(f"[bold]pyscale local up[/] — {size.explanation}")
+            with console.status("starting…") as spinner:
+
+                def progress(message: str) -> None:
+                    spinner.update(message)
+                    console.print(f"  [green]✓[/] {message}")
+
+                current = topology.start(spec, progress)
+            console.print(
+                f"\n[bold green]Serving on {current.url}[/]  (HAProxy stats: {current.stats_url})"
+            )
+            _print_status(topology)
+            console.print("Ctrl-C (or SIGTERM) stops everything.")
+            _watch(topology)
+        except (KeyboardInterrupt, _StopRequested):
+            pass
+        finally:
+            # A second Ctrl-C must not cut the shutdown short and strand processes.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            console.print("stopping HAProxy, replicas and redis-server…")
+            report = topology.stop()
+            if report.forced:
+                console.print(f"[yellow]had to SIGKILL: {', '.join(report.forced)}[/]")
+            if report.leftover_pids:
+                error_console.print(
+                    "[bold red]error:[/] still running after SIGKILL: pids "
+                    + ", ".join(map(str, report.leftover_pids))
+                )
+            else:
+                console.print("stopped; verified that no process of the topology remains.")
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, previous_handler)
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _StopRequested
+
+
+def _watch(topology: LocalTopology) -> None:
+    """Run until stopped; say so when a process of the topology dies on its own."""
+    reported: set[str] = set()
+    while True:
+        time.sleep(1)
+        if not topology.haproxy_running():
+            raise LocalTopologyError(
+                "HAProxy exited on its own; see its log in the work directory. Stopping."
+            )
+        down = {row.name for row in topology.status() if not row.process_running}
+        if not topology.redis_running():
+            down.add("redis-server")
+        for name in sorted(down - reported):
+            console.print(
+                f"[yellow]{name} is not running[/] (HAProxy keeps serving from the rest; "
+                "`pyscale local roll` replaces replicas)."
+            )
+        reported = down
+
+
+@local_app.command()
+@_user_errors
+def status(
+    workdir: WorkdirOption = local_state.DEFAULT_WORKDIR,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """What runs, whether HAProxy sees each replica healthy, requests served per replica."""
+    topology = LocalTopology(workdir)
+    if as_json:
+        current = topology.state()
+        print(
+            json.dumps(
+                {
+                    "url": current.url,
+                    "stats_url": current.stats_url,
+                    "redis_running": topology.redis_running(),
+                    "haproxy_running": topology.haproxy_running(),
+                    "replicas": [asdict(row) for row in topology.status()],
+                },
+                indent=2,
+            )
+        )
+        return
+    _print_status(topology)
+
+
+@local_app.command()
+@_user_errors
+def roll(workdir: WorkdirOption = local_state.DEFAULT_WORKDIR) -> None:
+    """Restart the replicas one at a time (drain, stop, start, healthy) while the rest serve."""
+    topology = LocalTopology(workdir)
+    topology.state()  # a clear error when nothing runs there
+    started = time.monotonic()
+    topology.roll(lambda message: console.print(f"  {message}"))
+    console.print(f"[green]rolled in {time.monotonic() - started:.1f} s[/]")
+    _print_status(topology)
+
+
+@local_app.command()
+@_user_errors
+def down(workdir: WorkdirOption = local_state.DEFAULT_WORKDIR) -> None:
+    """Stop a topology started by `pyscale local up` in another terminal."""
+    current = LocalTopology(workdir).state()
+    if not local_state.is_owned(workdir):
+        raise LocalTopologyError(
+            f"the topology recorded in {workdir} has no running `pyscale local up`; its "
+            "processes, if any, were left by a crash: stop them by the pids in "
+            f"{workdir / local_state.STATE_FILE}."
+        )
+    os.kill(current.owner_pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while local_state.is_owned(workdir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    console.print("stopped" if not local_state.is_owned(workdir) else "still stopping…")
+
+
+def _print_status(topology: LocalTopology) -> None:
+    current = topology.state()
+    table = Table(title=f"pyscale local — {current.url}", title_justify="left")
+    for column in ("replica", "pid", "port", "process", "HAProxy", "check"):
+        table.add_column(column, no_wrap=True)
+    for column in ("in flight", "served", "5xx"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in topology.status():
+        healthy = row.balancer_status == "UP"
+        table.add_row(
+            row.name,
+            str(row.pid or "-"),
+            str(row.port),
+            "[green]running[/]" if row.process_running else "[red]stopped[/]",
+            f"[green]{row.balancer_status}[/]" if healthy else f"[red]{row.balancer_status}[/]",
+            row.check_status,
+            str(row.in_flight),
+            str(row.requests),
+            str(row.responses_5xx),
+        )
+    console.print(table)
+    redis_state = "[green]running[/]" if topology.redis_running() else "[red]stopped[/]"
+    console.print(
+        f"redis-server: {redis_state} on port {current.redis_port}   "
+        f"workers per replica: {current.workers}   stack: {current.stack or '-'}   "
+        f"HAProxy stats: {current.stats_url}"
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The state of a running topology, kept in its work directory.
+
+`pyscale local up` writes it; `roll` and `status` (other processes) read it to find the
+processes, ports and HAProxy's runtime socket; `roll` updates it when it replaces a
+replica, so `up` stops the replacement too. Writes are atomic (write, then rename) and
+serialised by a lock file, because two commands may update it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from pyscale.local.errors import LocalTopologyError
+from pyscale.local.processes import ProcessRecord
+
+STATE_FILE = "state.json"
+STATE_LOCK = "state.lock"
+UP_LOCK = "up.lock"
+DEFAULT_WORKDIR = Path(".pyscale/local")
+
+
+@dataclass(frozen=True)
+class ReplicaState:
+    """One app replica: its HAProxy server name (also its INSTANCE_NAME), port, process."""
+
+    name: str
+    port: int
+    process: ProcessRecord | None = None
+
+
+@dataclass(frozen=True)
+class TopologyState:
+    """Everything another command needs to find and act on a running topology."""
+
+    workdir: str
+    owner_pid: int
+    stack: str | None
+    port: int
+    stats_port: int
+    redis_port: int
+    workers: int
+    socket_path: str
+    haproxy_config: str
+    replicas: tuple[ReplicaState, ...]
+    redis: ProcessRecord | None = None
+    haproxy: ProcessRecord | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.stats_port}/"
+
+    def replica(self, name: str) -> ReplicaState:
+        for replica in self.replicas:
+            if replica.name == name:
+                return replica
+        known = ", ".join(replica.name for replica in self.replicas)
+        raise LocalTopologyError(f"no replica named {name!r}; the replicas are: {known}.")
+
+    def with_replica(self, updated: ReplicaState) -> TopologyState:
+        return replace(
+            self,
+            replicas=tuple(updated if r.name == updated.name else r for r in self.replicas),
+        )
+
+    def processes(self) -> list[ProcessRecord]:
+        """Every recorded process, in the order to stop them: front door first."""
+        ordered = [self.haproxy, *(replica.process for replica in self.replicas), self.redis]
+        return [record for record in ordered if record is not None]
+
+
+def save(state: TopologyState) -> None:
+    workdir = Path(state.workdir)
+    temporary = workdir / f".{STATE_FILE}.{os.getpid()}"
+    temporary.write_text(json.dumps(asdict(state), indent=2) + "\n")
+    temporary.replace(workdir / STATE_FILE)
+
+
+def load(workdir: Path) -> TopologyState:
+    """The recorded state, or a clear error when no topology was started there."""
+    path = workdir / STATE_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LocalTopologyError(
+            f"no local topology runs from {workdir} (no {STATE_FILE}); start one with "
+            f"`pyscale local up` (or pass the --workdir it was started with)."
+        ) from None
+    except json.JSONDecodeError as error:
+        raise LocalTopologyError(f"{path} is not valid JSON ({error}); remove it.") from None
+
+    def record(value: dict | None) -> ProcessRecord | None:
+        return ProcessRecord(**value) if value else None
+
+    return TopologyState(
+        **{
+            **raw,
+            "replicas": tuple(
+                ReplicaState(name=r["name"], port=r["port"], process=record(r["process"]))
+                for r in raw["replicas"]
+            ),
+            "redis": record(raw["redis"]),
+            "haproxy": record(raw["haproxy"]),
+        }
+    )
+
+
+def remove(workdir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (workdir / STATE_FILE).unlink()
+
+
+@contextlib.contextmanager
+def locked(workdir: Path) -> Iterator[None]:
+    """Hold the state lock: read-modify-write of the state happens inside."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / STATE_LOCK).open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def exclusive_owner(workdir: Path) -> Iterator[None]:
+    """Held by `up` for its whole life: one topology per work directory."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / UP_LOCK).open("a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LocalTopologyError(
+                f"a topology already runs from {workdir} (`pyscale local status` shows "
+                f"it); stop it first, or pass another --workdir."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def is_owned(workdir: Path) -> bool:
+    """True while some `up` holds the work directory."""
+    path = workdir / UP_LOCK
+    if not path.exists():
+        return False
+    with path.open("a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+        return False

@@ -1,0 +1,507 @@
+"""Start, roll, inspect and stop the one-machine topology.
+
+`LocalTopology` is what `pyscale local up|roll|status`, the integration tests and the
+benchmark share. Processes: one redis-server, N gunicorn replicas of `app.wsgi:app`
+started with the very app/gunicorn.conf.py the EC2 instances use, and HAProxy in front.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import redis
+
+from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
+from pyscale.local import haproxy, processes, state
+from pyscale.local.errors import LocalTopologyError
+from pyscale.local.ports import LOOPBACK, free_port, require_free_port
+from pyscale.local.processes import ProcessRecord
+from pyscale.local.programs import Programs, find_programs
+from pyscale.local.state import ReplicaState, TopologyState
+
+STARTUP_TIMEOUT_SECONDS = 60
+# Variables that would point a replica at AWS resources; the local replicas use the
+# local redis-server only.
+AWS_ONLY_VARIABLES = (Env.REDIS_CLUSTER, Env.REDIS_AUTH_SECRET_ARN)
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class TopologySpec:
+    """What to start. `extra_env` reaches every replica (e.g. CACHE_TTL_SECONDS)."""
+
+    replicas: int
+    workers: int
+    port: int
+    workdir: Path
+    stack: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if self.replicas < 1:
+            raise LocalTopologyError(
+                f"--replicas {self.replicas}: at least 1 replica is needed to serve anything."
+            )
+        if self.workers < 1:
+            raise LocalTopologyError(
+                f"--workers {self.workers}: each replica needs at least 1 gunicorn worker."
+            )
+        require_free_port(self.port, what="load balancer (HAProxy)", option="--port")
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """What `stop` had to do: groups that needed SIGKILL, and pids that survived even that."""
+
+    forced: tuple[str, ...]
+    leftover_pids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One line of `pyscale local status`."""
+
+    name: str
+    port: int
+    pid: int | None
+    process_running: bool
+    balancer_status: str
+    check_status: str
+    in_flight: int
+    requests: int
+    responses_5xx: int
+
+
+def app_directory() -> Path:
+    """Where the app package lives (its gunicorn.conf.py is next to its code)."""
+    spec = importlib.util.find_spec("app")
+    if spec is None or spec.origin is None:
+        raise LocalTopologyError("the `app` package is not importable; run `make install`.")
+    return Path(spec.origin).parent
+
+
+def gunicorn_config_path() -> Path:
+    path = app_directory() / "gunicorn.conf.py"
+    if not path.is_file():
+        raise LocalTopologyError(f"{path} is missing: the replicas need the app's gunicorn config.")
+    return path
+
+
+class LocalTopology:
+    """A topology in a work directory: start a new one, or attach to a running one."""
+
+    def __init__(self, workdir: Path, programs: Programs | None = None) -> None:
+        self.workdir = workdir.resolve()
+        self._programs = programs
+
+    @property
+    def programs(self) -> Programs:
+        if self._programs is None:
+            self._programs = find_programs()
+        return self._programs
+
+    # --- state ---------------------------------------------------------------------------
+
+    def state(self) -> TopologyState:
+        return state.load(self.workdir)
+
+    @property
+    def api(self) -> haproxy.RuntimeApi:
+        return haproxy.RuntimeApi(Path(self.state().socket_path))
+
+    def _update(self, change: Callable[[TopologyState], TopologyState]) -> TopologyState:
+        with state.locked(self.workdir):
+            updated = change(state.load(self.workdir))
+            state.save(updated)
+            return updated
+
+    # --- start ---------------------------------------------------------------------------
+
+    def start(self, spec: TopologySpec, progress: Progress = _quiet) -> TopologyState:
+        """Start redis-server, the replicas and HAProxy; on any failure stop what started.
+
+        The caller holds `state.exclusive_owner(workdir)` for as long as it runs.
+        """
+        spec.validate()
+        programs = self.programs
+        config_path = gunicorn_config_path()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for stale in ("metrics", "redis"):
+            subprocess.run(["rm", "-rf", str(self.workdir / stale)], check=True)
+        socket_path = _unix_socket_path(self.workdir / "haproxy.sock")
+        initial = TopologyState(
+            workdir=str(self.workdir),
+            owner_pid=os.getpid(),
+            stack=spec.stack,
+            port=spec.port,
+            stats_port=free_port(),
+            redis_port=free_port(),
+            workers=spec.workers,
+            socket_path=str(socket_path),
+            haproxy_config=str(self.workdir / "haproxy.cfg"),
+            replicas=tuple(
+                ReplicaState(name=f"replica-{index}", port=free_port())
+                for index in range(1, spec.replicas + 1)
+            ),
+            extra_env=dict(spec.extra_env),
+        )
+        with state.locked(self.workdir):
+            state.save(initial)
+        try:
+            self._start_redis(progress)
+            progress(f"starting {spec.replicas} replica(s) x {spec.workers} gunicorn worker(s)")
+            for replica in initial.replicas:
+                self._spawn_replica(replica.name, config_path)
+            for replica in self.state().replicas:
+                self._wait_replica_healthy(replica)
+                progress(f"{replica.name} healthy on port {replica.port}")
+            self._start_haproxy(programs, progress)
+        except BaseException:
+            progress("start failed: stopping what started")
+            self.stop()
+            raise
+        return self.state()
+
+    def _start_redis(self, progress: Progress) -> None:
+        current = self.state()
+        progress(f"starting redis-server on port {current.redis_port}")
+        data_dir = self.workdir / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            self.programs.redis_server,
+            "--port", str(current.redis_port),
+            "--bind", LOOPBACK,
+            "--dir", str(data_dir),
+            "--save", "",
+            "--appendonly", "no",
+            # Like the ElastiCache parameter group: evict least recently used keys.
+            "--maxmemory", "128mb",
+            "--maxmemory-policy", "allkeys-lru",
+        ]  # fmt: skip
+        with _signals_deferred():
+            record = processes.spawn(
+                "redis-server",
+                argv,
+                env=os.environ,
+                log_path=self.workdir / "logs" / "redis.log",
+            )
+            self._update(lambda s: replace(s, redis=record))
+        self._wait_redis(record)
+
+    def start_redis(self) -> None:
+        """Start redis-server again on its port (after `stop_redis`), as a cache comes back."""
+        self._start_redis(_quiet)
+
+    def stop_redis(self) -> None:
+        """Stop redis-server, as losing the cache cluster (the replicas keep serving)."""
+        record = self.state().redis
+        if record is not None:
+            processes.stop(record, grace_seconds=5)
+            self._update(lambda s: replace(s, redis=None))
+
+    def _wait_redis(self, record: ProcessRecord) -> None:
+        client = redis.Redis(host=LOOPBACK, port=self.state().redis_port, socket_timeout=0.5)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        try:
+            _wait_for(answers, "redis-server to answer PING", record)
+        finally:
+            client.close()
+
+    def _replica_env(self, name: str, port: int) -> dict[str, str]:
+        current = self.state()
+        metrics_dir = self.workdir / "metrics" / name
+        subprocess.run(["rm", "-rf", str(metrics_dir)], check=True)
+        metrics_dir.mkdir(parents=True)
+        env = {key: value for key, value in os.environ.items() if key not in AWS_ONLY_VARIABLES}
+        env.update(
+            {
+                Env.PORT: str(port),
+                Env.WEB_CONCURRENCY: str(current.workers),
+                Env.INSTANCE_NAME: name,
+                Env.REDIS_URL: f"redis://{LOOPBACK}:{current.redis_port}/0",
+                Env.PROMETHEUS_MULTIPROC_DIR: str(metrics_dir),
+                # Forwarded headers are trusted only from the load balancer, as on EC2.
+                Env.FORWARDED_ALLOW_IPS: LOOPBACK,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(current.extra_env)
+        return env
+
+    def _spawn_replica(self, name: str, config_path: Path | None = None) -> ReplicaState:
+        replica = self.state().replica(name)
+        argv = [
+            sys.executable, "-m", "gunicorn",
+            "--config", str(config_path or gunicorn_config_path()),
+            "app.wsgi:app",
+        ]  # fmt: skip
+        with _signals_deferred():
+            record = processes.spawn(
+                name,
+                argv,
+                env=self._replica_env(name, replica.port),
+                log_path=self.workdir / "logs" / f"{name}.log",
+                cwd=app_directory().parent,
+            )
+            updated = replace(replica, process=record)
+            self._update(lambda s: s.with_replica(updated))
+        return updated
+
+    def _wait_replica_healthy(self, replica: ReplicaState) -> None:
+        _wait_for(
+            lambda: _http_status(replica.port, HEALTH_PATH) == 200,
+            f"{replica.name} to answer {HEALTH_PATH} on port {replica.port}",
+            replica.process,
+        )
+
+    def _start_haproxy(self, programs: Programs, progress: Progress) -> None:
+        current = self.state()
+        config_path = Path(current.haproxy_config)
+        config_path.write_text(
+            haproxy.render_config(
+                port=current.port,
+                stats_port=current.stats_port,
+                socket_path=Path(current.socket_path),
+                backends=[haproxy.Backend(r.name, r.port) for r in current.replicas],
+            )
+        )
+        check = subprocess.run(
+            [programs.haproxy, "-c", "-q", "-f", str(config_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise LocalTopologyError(f"HAProxy rejects {config_path}:\n{check.stderr.strip()}")
+        # The port may have been taken since validation; fail clearly rather than in a log.
+        require_free_port(current.port, what="load balancer (HAProxy)", option="--port")
+        progress(f"starting HAProxy on port {current.port}")
+        with _signals_deferred():
+            record = processes.spawn(
+                "haproxy",
+                [programs.haproxy, "-db", "-f", str(config_path)],
+                env=os.environ,
+                log_path=self.workdir / "logs" / "haproxy.log",
+            )
+            self._update(lambda s: replace(s, haproxy=record))
+        api = haproxy.RuntimeApi(Path(current.socket_path))
+
+        def all_serving() -> bool:
+            with contextlib.suppress(LocalTopologyError, OSError):
+                servers = api.server_stats()
+                return len(servers) == len(current.replicas) and all(
+                    server.status == "UP" for server in servers.values()
+                )
+            return False
+
+        _wait_for(all_serving, "HAProxy to see every replica UP", record)
+        progress("every replica is UP behind HAProxy")
+
+    # --- stop ----------------------------------------------------------------------------
+
+    def stop(self) -> StopReport:
+        """Stop every recorded process (HAProxy, replicas, Redis), then check none is left."""
+        try:
+            current = self.state()
+        except LocalTopologyError:
+            return StopReport(forced=(), leftover_pids=())
+        records = current.processes()
+        forced = []
+        for record in records:
+            if record.name == "haproxy":
+                # SIGUSR1 is HAProxy's soft stop: stop listening, finish what is in flight.
+                stopped = processes.stop(
+                    record, grace_seconds=GRACEFUL_TIMEOUT_SECONDS, signum=signal.SIGUSR1
+                )
+            else:
+                stopped = processes.stop(record, grace_seconds=GRACEFUL_TIMEOUT_SECONDS + 5)
+            if not stopped:
+                forced.append(record.name)
+        leftovers = self.leftover_processes(records)
+        if not leftovers:
+            state.remove(self.workdir)
+        return StopReport(forced=tuple(forced), leftover_pids=tuple(leftovers))
+
+    def leftover_processes(self, records: list[ProcessRecord]) -> list[int]:
+        """Pids still alive in the process groups of `records` (empty after a clean stop)."""
+        return sorted({pid for record in records for pid in processes.group_members(record.pgid)})
+
+    # --- status --------------------------------------------------------------------------
+
+    def status(self) -> list[ReplicaStatus]:
+        current = self.state()
+        try:
+            servers = self.api.server_stats()
+        except LocalTopologyError:
+            servers = {}
+        rows = []
+        for replica in current.replicas:
+            server = servers.get(replica.name)
+            rows.append(
+                ReplicaStatus(
+                    name=replica.name,
+                    port=replica.port,
+                    pid=replica.process.pid if replica.process else None,
+                    process_running=bool(replica.process and processes.is_running(replica.process)),
+                    balancer_status=server.status if server else "unknown (HAProxy down)",
+                    check_status=server.check_status if server else "",
+                    in_flight=server.current_sessions if server else 0,
+                    requests=server.total_sessions if server else 0,
+                    responses_5xx=server.responses_5xx if server else 0,
+                )
+            )
+        return rows
+
+    def redis_running(self) -> bool:
+        record = self.state().redis
+        return record is not None and processes.is_running(record)
+
+    def haproxy_running(self) -> bool:
+        record = self.state().haproxy
+        return record is not None and processes.is_running(record)
+
+    # --- replicas: roll, replace, kill ---------------------------------------------------
+
+    def roll(self, progress: Progress = _quiet) -> None:
+        """Replace every replica, one at a time, while the others serve (instance refresh)."""
+        names = [replica.name for replica in self.state().replicas]
+        for position, name in enumerate(names, start=1):
+            progress(f"[{position}/{len(names)}] {name}: draining")
+            self.replace_replica(name, progress)
+        progress(f"rolled {len(names)} replica(s)")
+
+    def replace_replica(self, name: str, progress: Progress = _quiet) -> None:
+        """Drain `name` in HAProxy, stop it once idle, start it again, re-enable it."""
+        api = self.api
+        replica = self.state().replica(name)
+        api.set_state(name, "drain")
+        # Drain: no new requests; in-flight ones get up to the app's graceful timeout,
+        # the figure the ALB's deregistration delay uses.
+        _wait_for(
+            lambda: api.server_stats()[name].current_sessions == 0,
+            f"{name}'s in-flight requests to finish",
+            None,
+            timeout_seconds=GRACEFUL_TIMEOUT_SECONDS,
+        )
+        # Maintenance stops the health checks too, so the stop below is not a failure.
+        api.set_state(name, "maint")
+        if replica.process is not None:
+            progress(f"{name}: stopping (pid {replica.process.pid})")
+            processes.stop(replica.process, grace_seconds=GRACEFUL_TIMEOUT_SECONDS + 5)
+        progress(f"{name}: starting")
+        replacement = self._spawn_replica(name)
+        self._wait_replica_healthy(replacement)
+        api.set_state(name, "ready")
+        _wait_for(
+            lambda: api.server_stats()[name].status == "UP",
+            f"HAProxy to see {name} UP again",
+            replacement.process,
+        )
+        progress(f"{name}: UP again (pid {replacement.process.pid})")
+
+    def kill_replica(self, name: str) -> None:
+        """SIGKILL a replica's whole process group, as an instance dying under load."""
+        record = self.state().replica(name).process
+        if record is not None:
+            processes.kill(record)
+            processes.wait_stopped(record, timeout_seconds=10)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    process: ProcessRecord | None,
+    *,
+    timeout_seconds: float = STARTUP_TIMEOUT_SECONDS,
+) -> None:
+    """Poll `condition` until true; fail early if `process` exits, or at the deadline."""
+    deadline = time.monotonic() + timeout_seconds
+    while not condition():
+        if process is not None and not processes.is_running(process):
+            raise LocalTopologyError(
+                f"{process.name} exited while waiting for {what}; its log "
+                f"({process.log_path}) ends with:\n{_tail(Path(process.log_path))}"
+            )
+        if time.monotonic() >= deadline:
+            raise LocalTopologyError(f"timed out after {timeout_seconds:.0f} s waiting for {what}.")
+        time.sleep(0.1)
+
+
+def _unix_socket_path(preferred: Path) -> Path:
+    """`preferred`, unless it is too long for a UNIX socket (108 bytes on Linux): then a
+    fresh private directory under the system's temporary directory."""
+    if len(str(preferred)) < 100:
+        return preferred
+    return Path(tempfile.mkdtemp(prefix="pyscale-")) / "haproxy.sock"
+
+
+def _http_status(port: int, path: str) -> int | None:
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=2)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM while a process is started and recorded, so a stop request
+    can never land between the two and leave an unrecorded process behind.
+
+    Handlers that remember the signal and re-raise it afterwards, rather than a blocked
+    signal mask: children inherit the mask, and a gunicorn with SIGTERM blocked would
+    ignore every stop request.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread receives signals
+        return
+    received: list[int] = []
+    deferred = (signal.SIGINT, signal.SIGTERM)
+
+    def remember(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, remember) for signum in deferred}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in received:
+            signal.raise_signal(signum)
