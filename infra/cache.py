@@ -1,0 +1,197 @@
+"""Cache: an ElastiCache replication group (Valkey by default, or Redis) in private subnets.
+
+Supported combinations:
+- cluster mode off: one shard, ``replicas_per_shard`` replicas (0-5);
+- cluster mode on: ``shards`` x ``replicas_per_shard`` (automatic failover required);
+- multi-AZ: needs automatic failover and at least one replica;
+- AUTH token: needs encryption in transit.
+infra/config.py enforces these before this component is built.
+
+The AUTH token is generated here, handed to ElastiCache and stored in Secrets Manager;
+the app gets only the secret's ARN, and the token never appears in an output or in plain
+text in the state (it is a Pulumi secret throughout).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from infra.config import CACHE_PORT, CacheEngine
+
+# ElastiCache AUTH tokens: 16-128 printable characters, a restricted set of specials;
+# letters and digits only keeps the token safe inside a URL and a shell.
+AUTH_TOKEN_LENGTH = 64
+SLOW_LOG = "slow-log"
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    """Sizes and switches of the replication group (defaults: valkey, single node,
+    encrypted, AUTH on, no snapshots). ``parameter_group_family`` must match the engine
+    version (config derives it). ``security_group_id``: the cache's group, whose only
+    source is the app fleet's group."""
+
+    subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    node_type: str
+    engine_version: str
+    parameter_group_family: str
+    engine: CacheEngine = CacheEngine.VALKEY
+    cluster_mode: bool = False
+    shards: int = 1
+    replicas_per_shard: int = 0
+    multi_az: bool = False
+    automatic_failover: bool = False
+    transit_encryption: bool = True
+    at_rest_encryption: bool = True
+    auth_token: bool = True
+    snapshot_retention_days: int = 0
+    snapshot_window: str = "03:00-04:00"
+    maintenance_window: str = "sun:05:00-sun:06:00"
+    log_retention_days: int = 14
+    port: int = CACHE_PORT
+
+
+class Cache(pulumi.ComponentResource):
+    endpoint: pulumi.Output[str]
+    port: int
+    cluster_mode: bool
+    tls: bool
+    auth_secret_arn: pulumi.Output[str] | None
+    replication_group_id: pulumi.Output[str]
+    member_clusters: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pyscale:cache:Cache", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        subnet_group = aws.elasticache.SubnetGroup(
+            f"{name}-subnets",
+            description=f"Private subnets of {name}",
+            subnet_ids=list(args.subnet_ids),
+            opts=self._child,
+        )
+        parameter_group = self._parameter_group(args)
+        slow_log = aws.cloudwatch.LogGroup(
+            f"{name}-slow-log",
+            retention_in_days=args.log_retention_days,
+            opts=self._child,
+        )
+        token, self.auth_secret_arn = self._auth_token() if args.auth_token else (None, None)
+
+        sizing: dict[str, object]
+        if args.cluster_mode:
+            sizing = {
+                "cluster_mode": "enabled",
+                "num_node_groups": args.shards,
+                "replicas_per_node_group": args.replicas_per_shard,
+            }
+        else:
+            sizing = {
+                "cluster_mode": "disabled",
+                "num_cache_clusters": 1 + args.replicas_per_shard,
+            }
+        group = aws.elasticache.ReplicationGroup(
+            f"{name}-redis",
+            description=f"pyscale cache ({args.engine.value}) for {name}",
+            engine=args.engine.value,
+            engine_version=args.engine_version,
+            node_type=args.node_type,
+            port=args.port,
+            parameter_group_name=parameter_group.name,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[args.security_group_id],
+            automatic_failover_enabled=args.automatic_failover,
+            multi_az_enabled=args.multi_az,
+            at_rest_encryption_enabled=args.at_rest_encryption,
+            transit_encryption_enabled=args.transit_encryption,
+            transit_encryption_mode="required" if args.transit_encryption else None,
+            auth_token=token,
+            auth_token_update_strategy="ROTATE" if token is not None else None,
+            snapshot_retention_limit=args.snapshot_retention_days,
+            snapshot_window=args.snapshot_window if args.snapshot_retention_days else None,
+            maintenance_window=args.maintenance_window,
+            auto_minor_version_upgrade=True,
+            log_delivery_configurations=[
+                aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
+                    destination=slow_log.name,
+                    destination_type="cloudwatch-logs",
+                    log_format="json",
+                    log_type=SLOW_LOG,
+                )
+            ],
+            tags={"Name": f"{name}-cache"},
+            opts=self._child,
+            **sizing,
+        )
+        self.endpoint = (
+            group.configuration_endpoint_address
+            if args.cluster_mode
+            else group.primary_endpoint_address
+        )
+        self.port = args.port
+        self.cluster_mode = args.cluster_mode
+        self.tls = args.transit_encryption
+        self.replication_group_id = group.id
+        self.member_clusters = group.member_clusters
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "port": self.port,
+                "clusterMode": self.cluster_mode,
+                "authSecretArn": self.auth_secret_arn,
+                "replicationGroupId": self.replication_group_id,
+            }
+        )
+
+    def _parameter_group(self, args: CacheArgs) -> aws.elasticache.ParameterGroup:
+        parameters = [
+            # A cache, not a store: under memory pressure evict the least recently used key
+            # of any kind rather than refuse writes.
+            aws.elasticache.ParameterGroupParameterArgs(
+                name="maxmemory-policy", value="allkeys-lru"
+            ),
+        ]
+        if args.cluster_mode:
+            parameters.append(
+                aws.elasticache.ParameterGroupParameterArgs(name="cluster-enabled", value="yes")
+            )
+        # The family is in the name: a new engine major needs a new group (family is
+        # immutable), created beside the old one rather than clashing with it.
+        family_label = args.parameter_group_family.replace(".", "-")
+        return aws.elasticache.ParameterGroup(
+            f"{self._name}-{family_label}",
+            family=args.parameter_group_family,
+            description=f"pyscale {args.parameter_group_family} for {self._name}",
+            parameters=parameters,
+            opts=self._child,
+        )
+
+    def _auth_token(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        password = random.RandomPassword(
+            f"{self._name}-auth-token",
+            length=AUTH_TOKEN_LENGTH,
+            special=False,
+            opts=self._child,
+        )
+        # random marks `result` secret itself; wrapping again makes it explicit here.
+        token = pulumi.Output.secret(password.result)
+        secret = aws.secretsmanager.Secret(
+            f"{self._name}-auth-token",
+            description=f"AUTH token of the {self._name} cache (the app reads it by ARN)",
+            recovery_window_in_days=7,
+            opts=self._child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{self._name}-auth-token",
+            secret_id=secret.id,
+            secret_string=token,
+            opts=self._child,
+        )
+        return token, secret.arn

@@ -1,0 +1,348 @@
+"""Load balancer: an internet-facing ALB in the public subnets in front of the app fleet.
+
+HTTPS (supported combinations):
+- ``certificate_arn``: HTTPS listener with that certificate; HTTP redirects to HTTPS;
+- ``domain_name`` + ``hosted_zone_id`` (no ARN): an ACM certificate is requested and
+  DNS-validated in that zone, then used as above;
+- either of those + ``domain_name``/``hosted_zone_id``: an alias record points the domain
+  at the ALB;
+- none: one HTTP listener forwarding to the fleet (dev; config refuses it when
+  ``requireHttps`` is set).
+
+The target group checks app.contract.HEALTH_PATH and drains for
+app.contract.GRACEFUL_TIMEOUT_SECONDS, gunicorn's graceful timeout, so a scale-in or a
+rolling refresh never cuts a request gunicorn would still finish. Rate limiting lives
+here, at the edge (optional WAF), not in every app request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
+
+HTTP_PORT = 80
+HTTPS_PORT = 443
+ACCESS_LOG_PREFIX = "alb"
+
+
+@dataclass(frozen=True)
+class LoadBalancerArgs:
+    """``ssl_policy``: a TLS 1.3 ELB policy. ``deletion_protection`` (default off),
+    ``access_logs`` (default off: an encrypted private bucket is created when on), ``waf``
+    (default off; ``waf_rate_limit`` requests per client IP per 5 minutes)."""
+
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    ssl_policy: str
+    certificate_arn: str | None = None
+    domain_name: str | None = None
+    hosted_zone_id: str | None = None
+    deletion_protection: bool = False
+    access_logs: bool = False
+    waf: bool = False
+    waf_rate_limit: int = 2000
+    app_port: int = DEFAULT_PORT
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None or self.domain_name is not None
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    alb_arn: pulumi.Output[str]
+    alb_arn_suffix: pulumi.Output[str]
+    dns_name: pulumi.Output[str]
+    target_group_arn: pulumi.Output[str]
+    target_group_arn_suffix: pulumi.Output[str]
+    url: pulumi.Output[str]
+    access_logs_bucket: pulumi.Output[str] | None
+    web_acl_arn: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pyscale:loadbalancer:LoadBalancer", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        logs_bucket, logs_ready = self._access_logs_bucket() if args.access_logs else (None, [])
+        alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(args.public_subnet_ids),
+            security_groups=[args.security_group_id],
+            drop_invalid_header_fields=True,
+            desync_mitigation_mode="defensive",
+            enable_deletion_protection=args.deletion_protection,
+            enable_http2=True,
+            access_logs=aws.lb.LoadBalancerAccessLogsArgs(
+                bucket=logs_bucket.bucket, prefix=ACCESS_LOG_PREFIX, enabled=True
+            )
+            if logs_bucket is not None
+            else None,
+            tags={"Name": f"{name}-alb"},
+            # AWS checks it can write the logs when logging is turned on.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=logs_ready),
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-app",
+            vpc_id=args.vpc_id,
+            port=args.app_port,
+            protocol="HTTP",
+            target_type="instance",
+            deregistration_delay=GRACEFUL_TIMEOUT_SECONDS,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(
+                enabled=True,
+                path=HEALTH_PATH,
+                protocol="HTTP",
+                port="traffic-port",
+                matcher="200",
+                interval=15,
+                timeout=5,
+                healthy_threshold=2,
+                unhealthy_threshold=3,
+            ),
+            tags={"Name": f"{name}-app"},
+            opts=self._child,
+        )
+        forward = aws.lb.ListenerDefaultActionArgs(
+            type="forward", target_group_arn=target_group.arn
+        )
+        if args.https:
+            certificate_arn = self._certificate(args)
+            aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=alb.arn,
+                port=HTTPS_PORT,
+                protocol="HTTPS",
+                ssl_policy=args.ssl_policy,
+                certificate_arn=certificate_arn,
+                default_actions=[forward],
+                opts=self._child,
+            )
+            aws.lb.Listener(
+                f"{name}-http-redirect",
+                load_balancer_arn=alb.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=[
+                    aws.lb.ListenerDefaultActionArgs(
+                        type="redirect",
+                        redirect=aws.lb.ListenerDefaultActionRedirectArgs(
+                            protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301"
+                        ),
+                    )
+                ],
+                opts=self._child,
+            )
+        else:
+            aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=alb.arn,
+                port=HTTP_PORT,
+                protocol="HTTP",
+                default_actions=[forward],
+                opts=self._child,
+            )
+        if args.domain_name is not None and args.hosted_zone_id is not None:
+            aws.route53.Record(
+                f"{name}-alias",
+                zone_id=args.hosted_zone_id,
+                name=args.domain_name,
+                type="A",
+                aliases=[
+                    aws.route53.RecordAliasArgs(
+                        name=alb.dns_name, zone_id=alb.zone_id, evaluate_target_health=True
+                    )
+                ],
+                opts=self._child,
+            )
+        self.web_acl_arn = self._web_acl(alb, args.waf_rate_limit) if args.waf else None
+
+        host = pulumi.Output.from_input(args.domain_name) if args.domain_name else alb.dns_name
+        self.url = pulumi.Output.concat("https://" if args.https else "http://", host)
+        self.alb_arn = alb.arn
+        self.alb_arn_suffix = alb.arn_suffix
+        self.dns_name = alb.dns_name
+        self.target_group_arn = target_group.arn
+        self.target_group_arn_suffix = target_group.arn_suffix
+        self.access_logs_bucket = logs_bucket.bucket if logs_bucket is not None else None
+        self.register_outputs(
+            {
+                "url": self.url,
+                "albArn": self.alb_arn,
+                "albArnSuffix": self.alb_arn_suffix,
+                "dnsName": self.dns_name,
+                "targetGroupArn": self.target_group_arn,
+                "targetGroupArnSuffix": self.target_group_arn_suffix,
+            }
+        )
+
+    # -- HTTPS -----------------------------------------------------------------------
+    def _certificate(self, args: LoadBalancerArgs) -> pulumi.Input[str]:
+        if args.certificate_arn is not None:
+            return args.certificate_arn
+        # infra/config.py guarantees a domain and its zone when there is no certificate ARN.
+        assert args.domain_name is not None
+        assert args.hosted_zone_id is not None
+        certificate = aws.acm.Certificate(
+            f"{self._name}-certificate",
+            domain_name=args.domain_name,
+            validation_method="DNS",
+            tags={"Name": args.domain_name},
+            # A replacement certificate must exist before the listener lets go of the old one.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
+        )
+        # One domain, so exactly one validation option: the record count is known up front.
+        option = certificate.domain_validation_options[0]
+        record = aws.route53.Record(
+            f"{self._name}-certificate-validation",
+            zone_id=args.hosted_zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=60,
+            allow_overwrite=True,
+            opts=self._child,
+        )
+        validation = aws.acm.CertificateValidation(
+            f"{self._name}-certificate",
+            certificate_arn=certificate.arn,
+            validation_record_fqdns=[record.fqdn],
+            opts=self._child,
+        )
+        # The validated ARN: the listener waits until ACM has issued the certificate.
+        return validation.certificate_arn
+
+    # -- access logs -----------------------------------------------------------------
+    def _access_logs_bucket(self) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
+        bucket = aws.s3.Bucket(f"{self._name}-access-logs", force_destroy=False, opts=self._child)
+        blocked = aws.s3.BucketPublicAccessBlock(
+            f"{self._name}-access-logs",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._child,
+        )
+        owned = aws.s3.BucketOwnershipControls(
+            f"{self._name}-access-logs",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=self._child,
+        )
+        # ALB access logs support SSE-S3 only (not KMS keys).
+        encrypted = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{self._name}-access-logs",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=self._child,
+        )
+        account_id = aws.get_caller_identity().account_id
+        elb_account = aws.elb.get_service_account()
+        log_objects = pulumi.Output.concat(
+            bucket.arn, f"/{ACCESS_LOG_PREFIX}/AWSLogs/{account_id}/*"
+        )
+        # Regions from before August 2022 deliver as the regional ELB account; newer ones
+        # as the log delivery service. Both are allowed, each only under our prefix.
+        policy_document = pulumi.Output.json_dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "ElbAccountWritesLogs",
+                        "Effect": "Allow",
+                        "Principal": {"AWS": elb_account.arn},
+                        "Action": "s3:PutObject",
+                        "Resource": log_objects,
+                    },
+                    {
+                        "Sid": "LogDeliveryWritesLogs",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                        "Action": "s3:PutObject",
+                        "Resource": log_objects,
+                    },
+                    {
+                        "Sid": "DenyInsecureTransport",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    },
+                ],
+            }
+        )
+        policy = aws.s3.BucketPolicy(
+            f"{self._name}-access-logs",
+            bucket=bucket.id,
+            policy=policy_document,
+            # S3 rejects a bucket policy until the public access block is in place.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[blocked]),
+        )
+        return bucket, [policy, owned, encrypted]
+
+    # -- WAF -------------------------------------------------------------------------
+    def _web_acl(self, alb: aws.lb.LoadBalancer, rate_limit: int) -> pulumi.Output[str]:
+        metric = self._name.replace("-", "")
+
+        def visibility(suffix: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
+            return aws.wafv2.WebAclRuleVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True,
+                metric_name=f"{metric}{suffix}",
+                sampled_requests_enabled=True,
+            )
+
+        acl = aws.wafv2.WebAcl(
+            f"{self._name}-waf",
+            scope="REGIONAL",
+            description=f"pyscale edge rules for {self._name}",
+            default_action=aws.wafv2.WebAclDefaultActionArgs(allow={}),
+            rules=[
+                aws.wafv2.WebAclRuleArgs(
+                    name="rate-limit-per-ip",
+                    priority=0,
+                    action=aws.wafv2.WebAclRuleActionArgs(block={}),
+                    statement=aws.wafv2.WebAclRuleStatementArgs(
+                        rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                            limit=rate_limit, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=visibility("RateLimit"),
+                ),
+                aws.wafv2.WebAclRuleArgs(
+                    name="aws-common-rule-set",
+                    priority=1,
+                    override_action=aws.wafv2.WebAclRuleOverrideActionArgs(none={}),
+                    statement=aws.wafv2.WebAclRuleStatementArgs(
+                        managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
+                        )
+                    ),
+                    visibility_config=visibility("Common"),
+                ),
+            ],
+            visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
+                cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
+            ),
+            opts=self._child,
+        )
+        aws.wafv2.WebAclAssociation(
+            f"{self._name}-waf", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=self._child
+        )
+        return acl.arn

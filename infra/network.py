@@ -1,0 +1,228 @@
+"""Network: a VPC with public and private subnets over N AZs, or an adopted one.
+
+Supported combinations (pick one):
+- create (default): VPC, one public and one private subnet per AZ, an internet gateway,
+  NAT per ``nat`` (none | single | perAz), an S3 gateway endpoint on the private route
+  tables (so instances fetch the app artifact and AL2023 packages without NAT traffic);
+- adopt: ``existing_vpc_id`` with existing public and private subnets; nothing is created
+  (the owner of that VPC owns its routing and endpoints).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.config import NatStrategy
+
+# Each subnet takes 1/16 of the VPC range: public subnets from the first eight slots,
+# private ones from the last eight, so adding an AZ never renumbers an existing subnet.
+_SUBNET_PREFIX_BITS = 4
+_PRIVATE_SLOT_OFFSET = 8
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """``availability_zone_count``: AZs to use (2-6); ignored when adopting.
+    ``vpc_cidr``: IPv4 range of the new VPC. ``nat``: NAT strategy for private subnets
+    (default single). ``existing_*``: adopt this VPC and these subnets instead."""
+
+    availability_zone_count: int = 2
+    vpc_cidr: str = "10.0.0.0/16"
+    nat: NatStrategy = NatStrategy.SINGLE
+    existing_vpc_id: str | None = None
+    existing_public_subnet_ids: tuple[str, ...] = ()
+    existing_private_subnet_ids: tuple[str, ...] = ()
+
+
+class Network(pulumi.ComponentResource):
+    vpc_id: pulumi.Output[str]
+    public_subnet_ids: list[pulumi.Output[str]]
+    private_subnet_ids: list[pulumi.Output[str]]
+    availability_zones: list[str]
+
+    def __init__(
+        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pyscale:network:Network", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        if args.existing_vpc_id is not None:
+            self._adopt(args)
+        else:
+            self._create(args)
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "publicSubnetIds": self.public_subnet_ids,
+                "privateSubnetIds": self.private_subnet_ids,
+            }
+        )
+
+    def _adopt(self, args: NetworkArgs) -> None:
+        self.vpc_id = pulumi.Output.from_input(args.existing_vpc_id)
+        self.public_subnet_ids = [
+            pulumi.Output.from_input(i) for i in args.existing_public_subnet_ids
+        ]
+        self.private_subnet_ids = [
+            pulumi.Output.from_input(i) for i in args.existing_private_subnet_ids
+        ]
+        self.availability_zones = []
+
+    def _create(self, args: NetworkArgs) -> None:
+        self.availability_zones = self._pick_zones(args.availability_zone_count)
+        slots = list(
+            ipaddress.IPv4Network(args.vpc_cidr).subnets(prefixlen_diff=_SUBNET_PREFIX_BITS)
+        )
+        vpc = aws.ec2.Vpc(
+            f"{self._name}-vpc",
+            cidr_block=args.vpc_cidr,
+            enable_dns_support=True,
+            enable_dns_hostnames=True,  # ElastiCache endpoints and SSM need DNS names
+            tags={"Name": f"{self._name}-vpc"},
+            opts=self._child,
+        )
+        self.vpc_id = vpc.id
+        gateway = aws.ec2.InternetGateway(
+            f"{self._name}-igw", vpc_id=vpc.id, tags={"Name": f"{self._name}-igw"}, opts=self._child
+        )
+        public_subnets = [
+            self._subnet(vpc, "public", zone, str(slots[index]))
+            for index, zone in enumerate(self.availability_zones)
+        ]
+        private_subnets = [
+            self._subnet(vpc, "private", zone, str(slots[_PRIVATE_SLOT_OFFSET + index]))
+            for index, zone in enumerate(self.availability_zones)
+        ]
+        self.public_subnet_ids = [subnet.id for subnet in public_subnets]
+        self.private_subnet_ids = [subnet.id for subnet in private_subnets]
+        self._public_routing(vpc, gateway, public_subnets)
+        nat_gateway_ids = self._nat_gateways(args.nat, gateway, public_subnets)
+        private_tables = self._private_routing(vpc, private_subnets, nat_gateway_ids)
+        aws.ec2.VpcEndpoint(
+            f"{self._name}-s3-endpoint",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{aws.get_region().region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[table.id for table in private_tables],
+            tags={"Name": f"{self._name}-s3"},
+            opts=self._child,
+        )
+
+    def _pick_zones(self, count: int) -> list[str]:
+        # A plain invoke (not an Output): the subnet count must be known at preview time.
+        zones = aws.get_availability_zones(state="available").names
+        if len(zones) < count:
+            raise pulumi.RunError(
+                f"pyscale:availabilityZones is {count} but region {aws.get_region().region} "
+                f"has {len(zones)} available zones ({', '.join(zones)}); lower it"
+            )
+        return list(zones[:count])
+
+    def _subnet(self, vpc: aws.ec2.Vpc, tier: str, zone: str, cidr: str) -> aws.ec2.Subnet:
+        name = f"{self._name}-{tier}-{zone}"
+        return aws.ec2.Subnet(
+            name,
+            vpc_id=vpc.id,
+            availability_zone=zone,
+            cidr_block=cidr,
+            # Nothing launched here gets a public address: the ALB and NAT bring their own.
+            map_public_ip_on_launch=False,
+            tags={"Name": name, "pyscale:tier": tier},
+            opts=self._child,
+        )
+
+    def _public_routing(
+        self,
+        vpc: aws.ec2.Vpc,
+        gateway: aws.ec2.InternetGateway,
+        subnets: list[aws.ec2.Subnet],
+    ) -> None:
+        table = aws.ec2.RouteTable(
+            f"{self._name}-public-rt",
+            vpc_id=vpc.id,
+            tags={"Name": f"{self._name}-public"},
+            opts=self._child,
+        )
+        aws.ec2.Route(
+            f"{self._name}-public-default",
+            route_table_id=table.id,
+            destination_cidr_block="0.0.0.0/0",
+            gateway_id=gateway.id,
+            opts=self._child,
+        )
+        for zone, subnet in zip(self.availability_zones, subnets, strict=True):
+            aws.ec2.RouteTableAssociation(
+                f"{self._name}-public-{zone}",
+                route_table_id=table.id,
+                subnet_id=subnet.id,
+                opts=self._child,
+            )
+
+    def _nat_gateways(
+        self,
+        nat: NatStrategy,
+        gateway: aws.ec2.InternetGateway,
+        public_subnets: list[aws.ec2.Subnet],
+    ) -> list[pulumi.Output[str]]:
+        count = {
+            NatStrategy.NONE: 0,
+            NatStrategy.SINGLE: 1,
+            NatStrategy.PER_AZ: len(public_subnets),
+        }
+        ids = []
+        for zone, subnet in list(zip(self.availability_zones, public_subnets, strict=True))[
+            : count[nat]
+        ]:
+            address = aws.ec2.Eip(
+                f"{self._name}-nat-{zone}",
+                domain="vpc",
+                tags={"Name": f"{self._name}-nat-{zone}"},
+                opts=self._child,
+            )
+            gateway_resource = aws.ec2.NatGateway(
+                f"{self._name}-nat-{zone}",
+                allocation_id=address.allocation_id,
+                subnet_id=subnet.id,
+                connectivity_type="public",
+                tags={"Name": f"{self._name}-nat-{zone}"},
+                # NAT needs the internet gateway attached before it can route.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+            )
+            ids.append(gateway_resource.id)
+        return ids
+
+    def _private_routing(
+        self,
+        vpc: aws.ec2.Vpc,
+        subnets: list[aws.ec2.Subnet],
+        nat_gateway_ids: list[pulumi.Output[str]],
+    ) -> list[aws.ec2.RouteTable]:
+        # One table per AZ, so per-AZ NAT keeps each AZ's traffic (and failures) in its AZ.
+        tables = []
+        for index, (zone, subnet) in enumerate(zip(self.availability_zones, subnets, strict=True)):
+            table = aws.ec2.RouteTable(
+                f"{self._name}-private-rt-{zone}",
+                vpc_id=vpc.id,
+                tags={"Name": f"{self._name}-private-{zone}"},
+                opts=self._child,
+            )
+            if nat_gateway_ids:
+                aws.ec2.Route(
+                    f"{self._name}-private-default-{zone}",
+                    route_table_id=table.id,
+                    destination_cidr_block="0.0.0.0/0",
+                    nat_gateway_id=nat_gateway_ids[min(index, len(nat_gateway_ids) - 1)],
+                    opts=self._child,
+                )
+            aws.ec2.RouteTableAssociation(
+                f"{self._name}-private-{zone}",
+                route_table_id=table.id,
+                subnet_id=subnet.id,
+                opts=self._child,
+            )
+            tables.append(table)
+        return tables

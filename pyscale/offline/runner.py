@@ -1,0 +1,250 @@
+"""Run the real Pulumi program for one stack, offline, the way the language host runs it.
+
+What the Python language host's shim does, and so what this does:
+1. hand the engine's config over with ``set_all_config`` (every value an engine string);
+2. configure the runtime (here: ``set_mocks`` in place of the engine's resource monitor);
+3. chdir into ``main`` (infra/), so ``sys.path[0]`` is "." and the repository root is only
+   importable because the project is installed into the venv;
+4. ``runpy.run_path(<main dir>, run_name="__main__")`` inside ``run_in_stack``, pumped
+   with ``_sync_await`` until every registration and output has settled.
+
+Everything registered is recorded in plain data (type token, name, parent, the inputs in
+the wire form the provider would receive, the outputs the mocks answered), with the stack
+outputs, so tests, the policy pack's tests and ``pyscale plan`` can inspect a run without
+knowing the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import runpy
+import sys
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from pyscale import stacks
+from pyscale.offline.mocks import ACCOUNT_ID, AwsMocks
+
+# Modules of the program itself: purged between runs so each stack starts from a fresh
+# import, as it would in its own language-host process.
+PROGRAM_PACKAGES = ("infra",)
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+@dataclass
+class RecordedResource:
+    """One resource as the engine saw it. ``inputs`` are in wire form: camelCase keys,
+    numbers as floats, None keys omitted, secrets as ``{SECRET_SIG_KEY: ..., "value": ...}``."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None  # the parent's URN; the stack itself for top-level resources
+    custom: bool
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    # For components: what register_outputs reported.
+    registered_outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProgramRun:
+    project: str
+    stack: str
+    config: dict[str, str]
+    resources: list[RecordedResource]
+    stack_outputs: dict[str, Any]
+    warnings: list[str]
+    data_source_calls: list[tuple[str, dict[str, Any]]]
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> RecordedResource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+class ProgramError(Exception):
+    """The program failed. ``clean`` is True for errors the engine reports without a
+    traceback (pulumi.RunError, e.g. invalid configuration)."""
+
+    def __init__(self, message: str, *, clean: bool, resources: list[RecordedResource]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.clean = clean
+        self.resources = resources
+
+
+SECRET_SIG_KEY = rpc._special_sig_key
+SECRET_SIG = rpc._special_secret_sig
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, plus a record of every registration with its parent."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: dict[str, RecordedResource] = {}
+        self.stack_urn: str | None = None
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == STACK_TYPE:
+            self.stack_urn = response.urn
+            return response
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        registration = self.resources.get(response.urn)
+        self.recorded[response.urn] = RecordedResource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent or None,
+            custom=bool(request.custom),
+            inputs=dict(inputs),
+            outputs=dict(registration.state) if registration else {},
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 - the gRPC method name
+        outputs = dict(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
+        if request.urn == self.stack_urn:
+            self.stack_outputs = outputs
+        elif request.urn in self.recorded:
+            self.recorded[request.urn].registered_outputs = outputs
+        return super().RegisterResourceOutputs(request)
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _working_directory(path: os.PathLike[str] | str) -> Iterator[None]:
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+@contextlib.contextmanager
+def _program_sys_path(main_dir: str) -> Iterator[None]:
+    # The shim runs `python -u -m pulumi...` style with the program dir as sys.path[0].
+    saved = list(sys.path)
+    sys.path.insert(0, ".")
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def _purge_program_modules() -> None:
+    for name in list(sys.modules):
+        if name.split(".")[0] in PROGRAM_PACKAGES:
+            del sys.modules[name]
+
+
+def run_stack(
+    stack: str,
+    config_overrides: Mapping[str, Any] | None = None,
+    *,
+    preview: bool = False,
+) -> ProgramRun:
+    """Run infra/ for ``stack`` under mocks. ``config_overrides`` replace or add keys
+    ("pyscale:minSize" or "minSize"); values may be YAML values or engine strings; a value
+    of None removes the key. Raises ProgramError if the program fails."""
+    config = stacks.engine_config(stack)
+    for key, value in (config_overrides or {}).items():
+        qualified = key if ":" in key else f"{stacks.project_name()}:{key}"
+        if value is None:
+            config.pop(qualified, None)
+        else:
+            config[qualified] = stacks.engine_string(value)
+    return run_program(stacks.project_name(), stack, config, preview=preview)
+
+
+def run_program(
+    project: str, stack: str, config: Mapping[str, str], *, preview: bool = False
+) -> ProgramRun:
+    """Run the program in ``main`` with exactly this engine config."""
+    main_dir = str(stacks.main_dir())
+    region = config.get("aws:region") or "us-east-1"
+    mocks = AwsMocks(region=region, account_id=ACCOUNT_ID, project=project, stack=stack)
+    monitor = _RecordingMonitor(mocks)
+    collector = _WarningCollector()
+    logger = logging.getLogger(f"pyscale.offline.{project}.{stack}")
+    logger.propagate = False
+    logger.addHandler(collector)
+
+    _purge_program_modules()
+    pulumi_settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(dict(config), [])
+    pulumi_mocks.set_mocks(
+        mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor
+    )
+    # set_mocks made a root Stack of its own; the shim's run_in_stack makes the real one.
+    pulumi_settings.ROOT.set(None)
+    failure: BaseException | None = None
+    try:
+        with _working_directory(main_dir), _program_sys_path(main_dir):
+            _sync_await(run_in_stack(lambda: runpy.run_path(main_dir, run_name="__main__")))
+    except BaseException as error:
+        failure = error
+    finally:
+        pulumi_settings.ROOT.set(None)
+        logger.removeHandler(collector)
+        _purge_program_modules()
+
+    resources = list(monitor.recorded.values())
+    if failure is not None:
+        if isinstance(failure, pulumi.RunError):
+            raise ProgramError(str(failure), clean=True, resources=resources) from None
+        if isinstance(failure, KeyboardInterrupt | SystemExit):
+            raise failure
+        text = "".join(traceback.format_exception(failure))
+        raise ProgramError(
+            f"an unhandled error occurred in the program:\n{text}",
+            clean=False,
+            resources=resources,
+        ) from failure
+    return ProgramRun(
+        project=project,
+        stack=stack,
+        config=dict(config),
+        resources=resources,
+        stack_outputs=dict(monitor.stack_outputs),
+        warnings=list(collector.messages),
+        data_source_calls=list(mocks.calls),
+    )
