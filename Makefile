@@ -21,6 +21,9 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --locked
 	@touch $@
 
+.PHONY: sync
+sync: $(VENV)/.synced ## Create .venv from the lock file (Python only: what `pulumi preview/up` needs)
+
 .PHONY: install
 install: $(VENV)/.synced ## Create .venv from the lock file and check the OS programs
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
@@ -46,3 +49,20 @@ fmt: $(VENV)/.synced ## Apply ruff fixes and formatting
 .PHONY: bench-app
 bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs Redis down
 	$(VENV)/bin/python bench/bench_app.py
+
+# ---- CI/CD and the policy pack (.github/workflows, policy/) ----------------------------------
+.PHONY: policy-venv
+policy-venv: policy/venv/.installed ## Create policy/venv, the policy pack's own venv the Pulumi CLI runs
+
+policy/venv/.installed: policy/requirements.txt | $(UV)
+	$(UV) venv --seed --allow-existing policy/venv
+	$(UV) pip install --quiet --python policy/venv/bin/python -r policy/requirements.txt
+	@touch $@
+
+.PHONY: policy-check
+policy-check: $(VENV)/.synced ## Policy pack over STACK's offline program run (no cloud); REPORT=file appends Markdown
+	$(VENV)/bin/python -m policy.offline --stack $(STACK) $(if $(REPORT),--markdown-report "$(REPORT)")
+
+.PHONY: outputs-summary
+outputs-summary: $(VENV)/.synced ## Print STACK_OUTPUTS_JSON (a deploy step's outputs) as Markdown
+	@$(VENV)/bin/python .github/scripts/stack_outputs.py

@@ -50,6 +50,7 @@ class WireResource:
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any] = field(default_factory=dict)
     parent: str | None = None
+    urn: str | None = None  # the engine's URN when known; otherwise one is made up
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ def _default_level(policy: Any) -> EnforcementLevel:
 # Rebuilding what the engine passes to the pack
 # --------------------------------------------------------------------------------------------
 def _urn(stack: str, resource: WireResource) -> str:
-    return f"urn:pulumi:{stack}::{PROJECT}::{resource.type}::{resource.name}"
+    return resource.urn or f"urn:pulumi:{stack}::{PROJECT}::{resource.type}::{resource.name}"
 
 
 def _references(resource: WireResource) -> set[str]:
@@ -276,10 +277,9 @@ def run_offline_stack(stack: str) -> tuple[list[WireResource], Mapping[str, str]
     """Run the real program for `stack` under the offline runner (imported lazily: the
     policy pack's own venv has no pyscale)."""
     from pyscale.offline import run_stack
-    from pyscale.stacks import engine_config
 
     run = run_stack(stack)
-    return [from_registered(r) for r in run.resources], engine_config(stack)
+    return [from_registered(r) for r in run.resources], run.config
 
 
 def from_registered(resource: Any) -> WireResource:
@@ -289,7 +289,8 @@ def from_registered(resource: Any) -> WireResource:
         name=resource.name,
         inputs=dict(resource.inputs or {}),
         outputs=dict(resource.outputs or {}),
-        parent=getattr(resource, "parent", None),
+        parent=resource.parent,
+        urn=resource.urn,
     )
 
 
