@@ -89,6 +89,8 @@ def test_auth_token_from_secrets_manager_is_fetched_once(tls_redis_server, app_f
 def test_the_replication_group_primary_endpoint_caches_and_replicas_follow(
     tmp_path, redis_server, app_factory
 ):
+    # Start the replica's full sync at once rather than after Redis's default 5 s delay.
+    redis_server.client().config_set("repl-diskless-sync-delay", 0)
     replica = start_redis(
         tmp_path / "replica", extra_args=("--replicaof", "127.0.0.1", str(redis_server.port))
     )

@@ -1,0 +1,139 @@
+"""gunicorn started for real with app/gunicorn.conf.py: serving, metrics across workers,
+single flight across processes, drain on SIGTERM, and refusing a bad environment."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from app.contract import HEALTH_PATH, READY_PATH
+from app.report import build_report
+from tests.support.gunicorn import running_gunicorn, start_gunicorn
+from tests.support.servers import wait_until
+
+
+def scrape(base_url: str) -> dict[tuple[str, tuple], float]:
+    """Every sample of /metrics as {(name, sorted labels): value}."""
+    text = requests.get(base_url + "/metrics", timeout=5).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def total(samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
+
+
+def test_gunicorn_serves_the_health_path_with_json_logs_carrying_request_ids(tmp_path):
+    with running_gunicorn(tmp_path) as server:
+        health = requests.get(server.url + HEALTH_PATH, timeout=5)
+        index = requests.get(server.url + "/", headers={"X-Request-ID": "trace-42"}, timeout=5)
+    assert health.status_code == 200
+    assert index.json()["instance"]
+    lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    assert any(line["path"] == "/" and line["request_id"] == "trace-42" for line in access)
+    assert all(line.get("request_id") for line in access)
+    assert server.process.returncode == 0
+
+
+def test_metrics_and_single_flight_hold_across_two_worker_processes(tmp_path, redis_server):
+    env = {"WEB_CONCURRENCY": "2", "REDIS_URL": redis_server.url}
+    with running_gunicorn(tmp_path, env) as server:
+        # GIVEN requests answered by both workers (new connections until both pids are seen)
+        pids: set[int] = set()
+        sent = 0
+
+        def both_workers_answered() -> bool:
+            nonlocal sent
+            pids.add(requests.get(server.url + "/", timeout=5).json()["pid"])
+            sent += 1
+            return len(pids) == 2
+
+        wait_until(both_workers_answered, 20, "both gunicorn workers to answer")
+
+        # WHEN 100 clients miss the same report at once
+        start = threading.Barrier(100)
+
+        def fetch(_):
+            start.wait()
+            return requests.get(server.url + "/api/report/1700", timeout=30)
+
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            responses = list(pool.map(fetch, range(100)))
+        samples = scrape(server.url)
+
+    # THEN one scrape sees every worker's requests, and the report was computed once
+    assert total(samples, "pyscale_http_requests_total", endpoint="/", status="200") == sent
+    route = "/api/report/<path:raw_n>"
+    assert total(samples, "pyscale_http_requests_total", endpoint=route, status="200") == 100
+    assert total(samples, "pyscale_http_request_duration_seconds_count", endpoint=route) == 100
+    assert {r.status_code for r in responses} == {200}
+    assert {r.content for r in responses} == {build_report(1700)}
+    assert total(samples, "pyscale_report_computations_total") == 1
+    assert total(samples, "pyscale_cache_misses_total") == 1
+    assert total(samples, "pyscale_cache_hits_total") == 99
+
+
+def test_sigterm_turns_readiness_to_503_and_finishes_the_request_in_flight(tmp_path, redis_server):
+    redis = redis_server.client()
+    key = "pyscale:dev:report:v1:77"
+    # GIVEN a request that is provably in flight: it waits on a single-flight lock we hold
+    redis.set(key + ":lock", "test-holds-it", px=30_000)
+    env = {"REDIS_URL": redis_server.url, "CACHE_LOCK_TIMEOUT_SECONDS": "30"}
+    server = start_gunicorn(tmp_path, env)
+    try:
+        in_flight: dict[str, requests.Response] = {}
+        worker = threading.Thread(
+            target=lambda: in_flight.update(
+                response=requests.get(server.url + "/api/report/77", timeout=60)
+            )
+        )
+        worker.start()
+        wait_until(
+            lambda: redis.info("commandstats").get("cmdstat_exists", {}).get("calls", 0) > 0,
+            10,
+            "the request to wait on the lock",
+        )
+        keep_alive = requests.Session()
+        assert keep_alive.get(server.url + READY_PATH, timeout=5).status_code == 200
+
+        # WHEN gunicorn is told to stop
+        server.process.send_signal(signal.SIGTERM)
+
+        # THEN readiness fails on the connection the balancer already has open...
+        wait_until(
+            lambda: keep_alive.get(server.url + READY_PATH, timeout=5).status_code == 503,
+            10,
+            "/readyz to answer 503 while draining",
+        )
+        # ...and the request in flight still completes once its value arrives
+        redis.set(key, build_report(77))
+        redis.delete(key + ":lock")
+        worker.join(timeout=30)
+        assert in_flight["response"].status_code == 200
+        assert in_flight["response"].content == build_report(77)
+        assert server.process.wait(timeout=40) == 0
+    finally:
+        server.stop()
+
+
+def test_gunicorn_refuses_to_start_with_an_invalid_variable_and_names_it(tmp_path):
+    server = start_gunicorn(tmp_path, {"CACHE_TTL_SECONDS": "soon"}, wait=False)
+    try:
+        returncode = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        raise
+    assert returncode == 2
+    assert "CACHE_TTL_SECONDS='soon'" in server.output()
+    assert "Traceback" not in server.output()

@@ -1,0 +1,91 @@
+"""Environment validation: a bad value stops the app at start, naming the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.contract import DEFAULT_PORT
+from app.settings import SettingsError, load_settings
+
+ARN = "arn:aws:secretsmanager:us-east-2:123456789012:secret:pyscale/auth-x1Y2z3"
+
+
+def test_defaults_need_no_environment_at_all():
+    settings = load_settings({})
+    assert settings.server.port == DEFAULT_PORT
+    assert settings.server.web_concurrency is None
+    assert settings.redis is None
+    assert settings.cache.ttl_seconds == 300
+    assert settings.app_version == "dev"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+        ({"WEB_CONCURRENCY": "two"}, "WEB_CONCURRENCY"),
+        ({"WEB_THREADS": "-1"}, "WEB_THREADS"),
+        ({"CACHE_TTL_SECONDS": "0"}, "CACHE_TTL_SECONDS"),
+        ({"CACHE_TTL_SECONDS": "5m"}, "CACHE_TTL_SECONDS"),
+        ({"CACHE_TTL_JITTER": "nan"}, "CACHE_TTL_JITTER"),
+        ({"CACHE_TTL_JITTER": "2"}, "CACHE_TTL_JITTER"),
+        ({"NEAR_CACHE_MAX_BYTES": "-1"}, "NEAR_CACHE_MAX_BYTES"),
+        ({"CIRCUIT_BREAKER_FAILURES": "0"}, "CIRCUIT_BREAKER_FAILURES"),
+        ({"REDIS_TIMEOUT_SECONDS": "30"}, "REDIS_TIMEOUT_SECONDS"),
+        ({"REDIS_URL": "http://cache:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "cache:6379"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://cache:99999"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://cache:6379/zero"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://cache", "REDIS_CLUSTER": "maybe"}, "REDIS_CLUSTER"),
+        ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER"),
+        ({"REDIS_URL": "redis://c", "REDIS_AUTH_SECRET_ARN": "my-secret"}, "REDIS_AUTH_SECRET_ARN"),
+        ({"REDIS_AUTH_SECRET_ARN": ARN}, "REDIS_AUTH_SECRET_ARN"),
+        ({"REDIS_URL": "redis://c", "REDIS_TLS_CA_FILE": "/etc/hosts"}, "REDIS_TLS_CA_FILE"),
+        ({"REDIS_URL": "rediss://c", "REDIS_TLS_CA_FILE": "/nonexistent"}, "REDIS_TLS_CA_FILE"),
+        ({"APP_VERSION": "1.0 beta"}, "APP_VERSION"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+    ],
+)
+def test_an_invalid_value_is_rejected_naming_the_variable(env, named):
+    with pytest.raises(SettingsError) as raised:
+        load_settings(env)
+    assert any(problem.startswith(named) for problem in raised.value.problems), raised.value
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"PORT": "x", "CACHE_TTL_SECONDS": "-1", "APP_VERSION": "a b"})
+    assert len(raised.value.problems) == 3
+
+
+def test_a_password_in_the_url_and_a_secret_arn_are_exclusive():
+    with pytest.raises(SettingsError, match="REDIS_AUTH_SECRET_ARN and a password"):
+        load_settings({"REDIS_URL": "rediss://:pw@cache:6379", "REDIS_AUTH_SECRET_ARN": ARN})
+
+
+def test_the_password_never_appears_in_an_error_message():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"REDIS_URL": "http://:hunter2@cache:6379"})
+    assert "hunter2" not in str(raised.value)
+
+
+def test_cluster_mode_has_only_database_zero():
+    with pytest.raises(SettingsError, match="REDIS_URL: cluster mode"):
+        load_settings({"REDIS_URL": "redis://cfg:6379/3", "REDIS_CLUSTER": "true"})
+
+
+def test_tls_auth_and_secret_region_are_derived():
+    settings = load_settings(
+        {"REDIS_URL": "rediss://master.cache.example:6379", "REDIS_AUTH_SECRET_ARN": ARN}
+    )
+    assert settings.redis.tls
+    assert settings.redis.auth_secret_arn == ARN
+    assert settings.aws_region == "us-east-2"
+
+
+@pytest.mark.parametrize(("text", "value"), [("true", True), ("1", True), ("no", False)])
+def test_redis_cluster_accepts_the_usual_spellings_of_a_boolean(text, value):
+    settings = load_settings({"REDIS_URL": "redis://cfg:6379", "REDIS_CLUSTER": text})
+    assert settings.redis.cluster is value
