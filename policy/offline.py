@@ -284,11 +284,15 @@ def run_offline_stack(stack: str) -> tuple[list[WireResource], Mapping[str, str]
 
 def from_registered(resource: Any) -> WireResource:
     """Adapt one resource of `pyscale.offline.ProgramRun.resources`."""
+    outputs = dict(resource.outputs or {})
+    # The mocks return a custom resource's ID beside its state; references carry it.
+    if outputs.get("id") is None and getattr(resource, "id", None):
+        outputs["id"] = resource.id
     return WireResource(
         type=resource.type,
         name=resource.name,
         inputs=dict(resource.inputs or {}),
-        outputs=dict(resource.outputs or {}),
+        outputs=outputs,
         parent=resource.parent,
         urn=resource.urn,
     )
