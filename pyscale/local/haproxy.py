@@ -123,6 +123,9 @@ class ServerStats:
     current_sessions: int
     total_sessions: int
     responses_5xx: int
+    # Requests HAProxy had to retry (connection to this replica failed) or send elsewhere.
+    retries: int
+    redispatches: int
     check_status: str
     last_change_seconds: int
 
@@ -169,6 +172,8 @@ class RuntimeApi:
                 current_sessions=int(row["scur"] or 0),
                 total_sessions=int(row["stot"] or 0),
                 responses_5xx=int(row["hrsp_5xx"] or 0),
+                retries=int(row["wretr"] or 0),
+                redispatches=int(row["wredis"] or 0),
                 check_status=row["check_status"],
                 last_change_seconds=int(row["lastchg"] or 0),
             )
