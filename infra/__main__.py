@@ -17,12 +17,21 @@ import pulumi
 
 from infra.cache import Cache, CacheArgs
 from infra.config import load_from_pulumi
+from infra.fleet import Fleet, FleetArgs, FleetCache, FleetRelease
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
+from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
+from infra.release import AppRelease, AppReleaseArgs, build_artifact
 from infra.security_groups import SecurityGroups, SecurityGroupsArgs
 
 settings = load_from_pulumi()
 name = f"{settings.project}-{settings.stack}"
+# Built before any resource is registered: a wrong appSourceDir/wsgiModule fails cleanly.
+artifact = build_artifact(
+    Path(__file__).resolve().parent.parent,
+    settings.release.app_source_dir,
+    settings.release.wsgi_module,
+)
 
 network = Network(
     name,
@@ -84,7 +93,58 @@ cache = Cache(
     ),
 )
 
-# -- the app fleet (AWS blueprint II) is wired here --------------------------------------
+# -- the app fleet (AWS blueprint II) ---------------------------------------------------
+release = AppRelease(f"{name}-release", AppReleaseArgs(artifact=artifact))
+fleet = Fleet(
+    name,
+    FleetArgs(
+        settings=settings.fleet,
+        region=settings.region,
+        private_subnet_ids=network.private_subnet_ids,
+        security_group_id=security_groups.fleet_security_group_id,
+        target_group_arn=load_balancer.target_group_arn,
+        target_group_arn_suffix=load_balancer.target_group_arn_suffix,
+        load_balancer_arn_suffix=load_balancer.alb_arn_suffix,
+        release=FleetRelease(
+            bucket_name=release.bucket_name,
+            object_key=release.object_key,
+            object_arn=release.object_arn,
+            version_id=release.version_id,
+            sha256=release.sha256,
+            app_version=release.app_version,
+            wsgi_module=settings.release.wsgi_module,
+        ),
+        cache=FleetCache(
+            endpoint=cache.endpoint,
+            port=cache.port,
+            tls=cache.tls,
+            cluster_mode=cache.cluster_mode,
+            auth_secret_arn=cache.auth_secret_arn,
+            ttl_seconds=settings.cache.ttl_seconds,
+        ),
+        # The ALB's addresses are in the VPC; an adopted VPC's CIDR is not in the settings,
+        # and the fleet's security group already admits only the ALB.
+        forwarded_allow_ips=(
+            "*" if settings.network.adopts_existing_vpc else settings.network.vpc_cidr
+        ),
+        log_retention_days=settings.monitoring.log_retention_days,
+    ),
+)
+monitoring = Monitoring(
+    name,
+    MonitoringArgs(
+        region=settings.region,
+        load_balancer_arn_suffix=load_balancer.alb_arn_suffix,
+        target_group_arn_suffix=load_balancer.target_group_arn_suffix,
+        asg_name=fleet.asg_name,
+        asg_max_size=settings.fleet.max_size,
+        cache_replication_group_id=cache.replication_group_id,
+        cache_cluster_mode=settings.cache.cluster_mode,
+        cache_shards=settings.cache.shards,
+        cache_replicas_per_shard=settings.cache.replicas_per_shard,
+        alarm_email=settings.monitoring.alarm_email,
+    ),
+)
 
 pulumi.export("region", settings.region)
 pulumi.export("url", load_balancer.url)
@@ -94,3 +154,10 @@ pulumi.export("cachePort", cache.port)
 pulumi.export("cacheMode", "cluster" if cache.cluster_mode else "single-shard")
 if cache.auth_secret_arn is not None:
     pulumi.export("cacheAuthSecretArn", cache.auth_secret_arn)
+pulumi.export("asgName", fleet.asg_name)
+pulumi.export("instanceType", fleet.instance_type)
+pulumi.export("architecture", fleet.architecture)
+pulumi.export("artifactLocation", release.location)
+pulumi.export("appVersion", release.app_version)
+pulumi.export("alarmTopicArn", monitoring.topic_arn)
+pulumi.export("dashboardName", monitoring.dashboard_name)

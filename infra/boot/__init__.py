@@ -1,0 +1,245 @@
+"""The EC2 boot script (user data) of the app fleet: one template, rendered from plain values.
+
+``render_user_data(BootSpec(...))`` fills ``user_data.sh.tmpl`` and returns the script;
+``encode_user_data`` gives the base64 form a launch template takes. Rendering is pure
+Python over resolved strings, so the fleet calls it inside ``Output.apply`` (it creates no
+resource) and the tests call it directly, run shellcheck on it and execute it.
+
+What the script carries: where the release is (bucket, key, object version, SHA-256), the
+app's environment (names from ``app.contract.Env``) and its systemd unit. What it never
+carries: a secret. The cache AUTH token reaches the app only as the Secrets Manager ARN.
+
+Placeholders are ``@@name`` (bash owns ``$``). Every value spliced into shell code is
+``shlex.quote``d; the env file, unit and agent config go into quoted heredocs, so nothing
+in them is expanded by bash.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
+
+TEMPLATE_PATH: Final = Path(__file__).with_name("user_data.sh.tmpl")
+# EC2 rejects user data over 16 KB (before base64 encoding).
+USER_DATA_LIMIT_BYTES: Final = 16 * 1024
+# AL2023 keeps /usr/bin/python3 at 3.9 for the OS; newer Pythons are separate packages
+# (python3.11 ... python3.14, AWS "Python in AL2023" user guide). The lock file's wheels
+# are resolved for requires-python >= 3.11.
+PYTHON: Final = "python3.12"
+SERVICE: Final = "pyscale"
+SERVICE_USER: Final = "pyscale"
+APP_ROOT: Final = "/opt/pyscale/current"
+ENV_FILE: Final = "/etc/pyscale/app.env"
+APP_LOG_FILE: Final = "/var/log/pyscale/app.log"
+# The app's gunicorn settings travel inside the release (app/ is always packaged).
+GUNICORN_CONFIG: Final = "app/gunicorn.conf.py"
+# `uname -m` for each EC2 architecture name.
+MACHINE: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
+
+_ENV_VALUE = re.compile(r"^[A-Za-z0-9_.:/,@+=*-]*$")
+_HEREDOC_TERMINATORS = ("PYSCALE_ENV", "PYSCALE_UNIT", "PYSCALE_CWAGENT", "PYSCALE_LOGROTATE")
+
+
+class BootScriptError(ValueError):
+    """The values cannot make a valid boot script (the message names the field)."""
+
+
+class _Template(string.Template):
+    delimiter = "@@"
+
+
+@dataclass(frozen=True)
+class CacheConnection:
+    """How the app reaches the shared cache."""
+
+    endpoint: str
+    """Primary endpoint, or the configuration endpoint in cluster mode."""
+    port: int
+    tls: bool
+    cluster: bool
+    auth_secret_arn: str | None
+    """Secrets Manager ARN of the AUTH token; None when AUTH is off."""
+
+    @property
+    def url(self) -> str:
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{self.endpoint}:{self.port}"
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """Everything the boot script needs, as resolved plain values."""
+
+    region: str
+    architecture: Literal["arm64", "x86_64"]
+    release_bucket: str
+    release_key: str
+    release_version_id: str
+    """The S3 object version: an instance gets exactly the release its launch template names."""
+    release_sha256: str
+    app_version: str
+    """APP_VERSION: in every cache key, so a new release starts with fresh keys."""
+    wsgi_module: str
+    cache: CacheConnection
+    cache_ttl_seconds: int
+    forwarded_allow_ips: str
+    """Addresses whose X-Forwarded-* headers gunicorn trusts: the VPC (the ALB lives there)."""
+    log_group_name: str
+    web_concurrency: int | None = None
+    """None: gunicorn derives its workers from the vCPUs."""
+    app_port: int = 8000
+    log_level: str = "INFO"
+
+
+def app_environment(spec: BootSpec) -> dict[str, str]:
+    """The app's environment on EC2, except INSTANCE_ID (read from IMDS at boot)."""
+    env = {
+        Env.PORT: str(spec.app_port),
+        Env.APP_VERSION: spec.app_version,
+        Env.AWS_REGION: spec.region,
+        Env.LOG_LEVEL: spec.log_level,
+        Env.FORWARDED_ALLOW_IPS: spec.forwarded_allow_ips,
+        Env.PROMETHEUS_MULTIPROC_DIR: f"/run/{SERVICE}/metrics",
+        Env.REDIS_URL: spec.cache.url,
+        Env.REDIS_CLUSTER: "true" if spec.cache.cluster else "false",
+        Env.CACHE_TTL_SECONDS: str(spec.cache_ttl_seconds),
+    }
+    if spec.cache.auth_secret_arn:
+        env[Env.REDIS_AUTH_SECRET_ARN] = spec.cache.auth_secret_arn
+    if spec.web_concurrency:
+        env[Env.WEB_CONCURRENCY] = str(spec.web_concurrency)
+    return env
+
+
+def systemd_unit(spec: BootSpec) -> str:
+    """gunicorn under systemd: notify-ready, graceful stop, restarted on failure, sandboxed."""
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=pyscale web app {spec.wsgi_module} (gunicorn)",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            # gunicorn calls sd_notify(READY=1) once its workers are up.
+            "Type=notify",
+            "NotifyAccess=main",
+            f"User={SERVICE_USER}",
+            f"Group={SERVICE_USER}",
+            f"WorkingDirectory={APP_ROOT}",
+            f"EnvironmentFile={ENV_FILE}",
+            f"ExecStart={APP_ROOT}/venv/bin/gunicorn --config {GUNICORN_CONFIG} {spec.wsgi_module}",
+            "ExecReload=/bin/kill -s HUP $MAINPID",
+            # SIGTERM to gunicorn only; it drains its workers within the graceful timeout.
+            "KillMode=mixed",
+            f"TimeoutStopSec={GRACEFUL_TIMEOUT_SECONDS + 10}",
+            "Restart=always",
+            "RestartSec=2",
+            f"RuntimeDirectory={SERVICE}",
+            f"StandardOutput=append:{APP_LOG_FILE}",
+            f"StandardError=append:{APP_LOG_FILE}",
+            "NoNewPrivileges=true",
+            "ProtectSystem=strict",
+            "ProtectHome=true",
+            "PrivateTmp=true",
+            f"ReadWritePaths={Path(APP_LOG_FILE).parent}",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]
+    )
+
+
+def cloudwatch_agent_config(spec: BootSpec) -> str:
+    """App log file to the fleet's log group; memory use per instance (EC2 has no such metric)."""
+    config = {
+        "logs": {
+            "logs_collected": {
+                "files": {
+                    "collect_list": [
+                        {
+                            "file_path": APP_LOG_FILE,
+                            "log_group_name": spec.log_group_name,
+                            "log_stream_name": "{instance_id}",
+                        }
+                    ]
+                }
+            }
+        },
+        "metrics": {
+            "namespace": "CWAgent",
+            "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
+            "aggregation_dimensions": [["AutoScalingGroupName"]],
+            "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}},
+        },
+    }
+    return json.dumps(config, indent=2, sort_keys=True)
+
+
+def _check(spec: BootSpec) -> None:
+    if spec.architecture not in MACHINE:
+        raise BootScriptError(
+            f"architecture: must be one of {', '.join(MACHINE)}, got {spec.architecture!r}"
+        )
+    if not re.fullmatch(r"[0-9a-f]{64}", spec.release_sha256):
+        raise BootScriptError("release_sha256: must be 64 lowercase hex digits")
+    for name, value in app_environment(spec).items():
+        if not _ENV_VALUE.match(value) or value in ("", "None"):
+            raise BootScriptError(
+                f"environment {name}={value!r}: must be non-empty and made of "
+                "A-Z a-z 0-9 _ . : / , @ + = * - (an unresolved value?)"
+            )
+    for field in ("release_bucket", "release_key", "release_version_id", "log_group_name"):
+        value = getattr(spec, field)
+        if not value or value == "None":
+            raise BootScriptError(f"{field}: is empty or unresolved ({value!r})")
+
+
+def render_user_data(spec: BootSpec) -> str:
+    """The boot script for these values; raises BootScriptError if they can't make one."""
+    _check(spec)
+    quoted = {
+        "region": spec.region,
+        "machine": MACHINE[spec.architecture],
+        "python": PYTHON,
+        "release_bucket": spec.release_bucket,
+        "release_key": spec.release_key,
+        "release_version_id": spec.release_version_id,
+        "release_sha256": spec.release_sha256,
+        "app_version": spec.app_version,
+        "app_port": str(spec.app_port),
+        "health_path": HEALTH_PATH,
+        "service": SERVICE,
+        "service_user": SERVICE_USER,
+        "log_group": spec.log_group_name,
+        "instance_id_var": Env.INSTANCE_ID,
+    }
+    blocks = {
+        "env_file": "\n".join(f"{k}={v}" for k, v in sorted(app_environment(spec).items())),
+        "systemd_unit": systemd_unit(spec),
+        "cloudwatch_agent_config": cloudwatch_agent_config(spec),
+    }
+    for name, block in blocks.items():
+        if any(line.strip() in _HEREDOC_TERMINATORS for line in block.splitlines()):
+            raise BootScriptError(f"{name}: contains a heredoc terminator line")
+    values = {name: shlex.quote(value) for name, value in quoted.items()} | blocks
+    script = _Template(TEMPLATE_PATH.read_text()).substitute(values)
+    size = len(script.encode())
+    if size >= USER_DATA_LIMIT_BYTES:
+        raise BootScriptError(
+            f"user data is {size} bytes; EC2 allows under {USER_DATA_LIMIT_BYTES} before base64"
+        )
+    return script
+
+
+def encode_user_data(script: str) -> str:
+    """Base64, as ``aws.ec2.LaunchTemplate(user_data=...)`` requires."""
+    return base64.b64encode(script.encode()).decode("ascii")

@@ -1,0 +1,461 @@
+"""Fleet: the app's EC2 instances — launch template, Auto Scaling group, scaling policies and
+the instance role.
+
+- Launch template: the AL2023 AMI for the instance type's architecture (read from AWS's
+  public SSM parameter at deploy time and written into the template as an AMI id: an
+  instance refresh can only roll back a template that names an AMI id), IMDSv2 only with
+  hop limit 1, an encrypted gp3 root volume, no SSH key, no public IP, the fleet's security
+  group, and user data rendered by infra/boot (base64, < 16 KB, no secret).
+- Instance role: SSM Session Manager (the only way in), the CloudWatch agent, and read
+  access to exactly the release object and the cache AUTH secret.
+- Auto Scaling group in the private subnets: ELB health checks with a grace period; the
+  launch template pinned to its latest *version number* (never ``$Latest``), so a new
+  instance type, AMI or release is a new version and starts a rolling instance refresh
+  that keeps ``refresh_min_healthy_percent`` in service, launches before it terminates,
+  and rolls back by itself if the new instances fail their health checks.
+- Scaling: target tracking on average CPU and on ALB requests per target; optional
+  scheduled actions; optional mixed instance types / spot (with capacity rebalancing) or a
+  warm pool (config rejects both at once); optional maximum instance lifetime. Scaling
+  owns the running capacity after the first deploy: ``desired_capacity`` drift is ignored.
+
+Supported combinations: on-demand single type (default) | mixed types and/or spot
+(``mixed_instance_types``, ``on_demand_percent_above_base < 100``) | warm pool (single type,
+on-demand only). infra/config.py rejects the others before this component is built.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from app.contract import DEFAULT_PORT
+from infra import boot
+from infra.config import FleetSettings
+
+# AWS's public parameters naming the latest AL2023 AMI, per architecture.
+AL2023_AMI_PARAMETERS: Mapping[str, str] = {
+    "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+    "x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+}
+ROOT_DEVICE_NAME = "/dev/xvda"  # AL2023's root device
+# Group metrics published every minute: the "pinned at max" alarm and the dashboard use them.
+GROUP_METRICS = (
+    "GroupDesiredCapacity",
+    "GroupInServiceInstances",
+    "GroupMaxSize",
+    "GroupMinSize",
+    "GroupPendingInstances",
+    "GroupTerminatingInstances",
+    "GroupTotalInstances",
+)
+SECONDS_PER_DAY = 86_400
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (managed policy ARNs differ in China and GovCloud)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+@dataclass(frozen=True)
+class FleetRelease:
+    """The release the instances install (from infra.release.AppRelease)."""
+
+    bucket_name: pulumi.Input[str]
+    object_key: str
+    object_arn: pulumi.Input[str]
+    version_id: pulumi.Input[str]
+    sha256: str
+    app_version: str
+    wsgi_module: str
+
+
+@dataclass(frozen=True)
+class FleetCache:
+    """How the app reaches the cache (from infra.cache.Cache)."""
+
+    endpoint: pulumi.Input[str]
+    port: int
+    tls: bool
+    cluster_mode: bool
+    auth_secret_arn: pulumi.Input[str] | None
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    """Inputs of Fleet.
+
+    settings: sizes, scaling targets and purchase options (infra.config.FleetSettings).
+    region: the stack's region (the boot script's AWS calls, managed policy partition).
+    private_subnet_ids: where instances run; they never get a public IP.
+    security_group_id: the fleet's group (infra.security_groups): the ALB is its only
+        source, and it is the cache's only source.
+    target_group_arn / target_group_arn_suffix / load_balancer_arn_suffix: the ALB target
+        group the group registers into, and the two suffixes that make the
+        requests-per-target resource label.
+    release, cache: what the boot script installs and connects to.
+    forwarded_allow_ips: addresses gunicorn trusts for X-Forwarded-* (the VPC CIDR).
+    log_retention_days: retention of the app's log group.
+    app_port: the app's port (app.contract.DEFAULT_PORT).
+    tags: tags for every resource, propagated to instances and volumes.
+    """
+
+    settings: FleetSettings
+    region: str
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    security_group_id: pulumi.Input[str]
+    target_group_arn: pulumi.Input[str]
+    target_group_arn_suffix: pulumi.Input[str]
+    load_balancer_arn_suffix: pulumi.Input[str]
+    release: FleetRelease
+    cache: FleetCache
+    forwarded_allow_ips: str
+    log_retention_days: int = 14
+    app_port: int = DEFAULT_PORT
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def refresh_max_healthy_percent(min_healthy: int) -> int:
+    """Launch before terminating (> 100) within AWS's rule: max - min <= 100, max <= 200."""
+    return min(200, min_healthy + 100)
+
+
+class Fleet(pulumi.ComponentResource):
+    """The Auto Scaling group of app instances and everything it launches from.
+
+    Outputs: ``asg_name``, ``asg_arn``, ``launch_template_id``, ``launch_template_version``,
+    ``image_id``, ``role_arn``, ``log_group_name``; plain ``instance_type``,
+    ``architecture``, ``max_size``.
+    """
+
+    def __init__(self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("pyscale:fleet:Fleet", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        self._args = args
+        self._tags = {**args.tags, "Name": f"{name}-app"}
+        fleet = args.settings
+        self.instance_type: str = fleet.instance_type
+        self.architecture: str = fleet.architecture
+        self.max_size: int = fleet.max_size
+
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-app-logs",
+            name=f"/pyscale/{name}/app",
+            retention_in_days=args.log_retention_days,
+            tags=dict(args.tags),
+            opts=self._child,
+        )
+        role, profile = self._instance_role()
+        self.image_id: pulumi.Output[str] = aws.ssm.get_parameter_output(
+            name=AL2023_AMI_PARAMETERS[fleet.architecture],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        ).value
+        template = self._launch_template(profile)
+        group = self._auto_scaling_group(template)
+        self._scaling_policies(group)
+
+        self.asg_name: pulumi.Output[str] = group.name
+        self.asg_arn: pulumi.Output[str] = group.arn
+        self.role_arn: pulumi.Output[str] = role.arn
+        self.launch_template_id: pulumi.Output[str] = template.id
+        self.launch_template_version: pulumi.Output[str] = template.latest_version.apply(str)
+        self.log_group_name: pulumi.Output[str] = self.log_group.name
+        self.register_outputs(
+            {
+                "asgName": self.asg_name,
+                "launchTemplateId": self.launch_template_id,
+                "launchTemplateVersion": self.launch_template_version,
+                "imageId": self.image_id,
+                "instanceType": self.instance_type,
+                "architecture": self.architecture,
+                "roleArn": self.role_arn,
+            }
+        )
+
+    # -------------------------------------------------------------------------------------
+    # Instance role: SSM, CloudWatch agent, exactly one object and one secret
+    # -------------------------------------------------------------------------------------
+    def _instance_role(self) -> tuple[aws.iam.Role, aws.iam.InstanceProfile]:
+        name, args = self._name, self._args
+        role = aws.iam.Role(
+            f"{name}-instance-role",
+            description=f"App instances of {name}",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=dict(args.tags),
+            opts=self._child,
+        )
+        partition = partition_of(args.region)
+        for label, policy in (
+            ("ssm", "AmazonSSMManagedInstanceCore"),
+            ("cloudwatch-agent", "CloudWatchAgentServerPolicy"),
+        ):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-{label}",
+                role=role.name,
+                policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
+                opts=self._child,
+            )
+        statements: list[dict] = [
+            {
+                "Sid": "ReadTheRelease",
+                "Effect": "Allow",
+                # GetObjectVersion: the boot script fetches the exact version it was built for.
+                "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                "Resource": args.release.object_arn,
+            }
+        ]
+        if args.cache.auth_secret_arn is not None:
+            statements.append(
+                {
+                    "Sid": "ReadTheCacheAuthToken",
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": args.cache.auth_secret_arn,
+                }
+            )
+        aws.iam.RolePolicy(
+            f"{name}-app-access",
+            role=role.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=self._child,
+        )
+        profile = aws.iam.InstanceProfile(
+            f"{name}-instance-profile", role=role.name, tags=dict(args.tags), opts=self._child
+        )
+        return role, profile
+
+    # -------------------------------------------------------------------------------------
+    # Launch template
+    # -------------------------------------------------------------------------------------
+    def _user_data(self) -> pulumi.Output[str]:
+        args, fleet = self._args, self._args.settings
+        release, cache = args.release, args.cache
+
+        def render(values: list) -> str:
+            bucket, version_id, endpoint, secret_arn, log_group = values
+            spec = boot.BootSpec(
+                region=args.region,
+                architecture=fleet.architecture,  # type: ignore[arg-type]
+                release_bucket=bucket,
+                release_key=release.object_key,
+                release_version_id=version_id,
+                release_sha256=release.sha256,
+                app_version=release.app_version,
+                wsgi_module=release.wsgi_module,
+                cache=boot.CacheConnection(
+                    endpoint=endpoint,
+                    port=cache.port,
+                    tls=cache.tls,
+                    cluster=cache.cluster_mode,
+                    auth_secret_arn=secret_arn,
+                ),
+                cache_ttl_seconds=cache.ttl_seconds,
+                forwarded_allow_ips=args.forwarded_allow_ips,
+                log_group_name=log_group,
+                web_concurrency=fleet.web_concurrency,
+                app_port=args.app_port,
+            )
+            return boot.encode_user_data(boot.render_user_data(spec))
+
+        # Rendering is pure string work over resolved values: no resource is created here.
+        return pulumi.Output.all(
+            release.bucket_name,
+            release.version_id,
+            cache.endpoint,
+            cache.auth_secret_arn,
+            self.log_group.name,
+        ).apply(render)
+
+    def _launch_template(self, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:
+        name, args, fleet = self._name, self._args, self._args.settings
+        volume_tags = {**self._tags, "Name": f"{name}-app-root"}
+        return aws.ec2.LaunchTemplate(
+            f"{name}-launch-template",
+            description=f"{name} app instances ({fleet.instance_type}, {fleet.architecture})",
+            image_id=self.image_id,
+            instance_type=fleet.instance_type,
+            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
+                instance_metadata_tags="disabled",
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=ROOT_DEVICE_NAME,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_type="gp3",
+                        volume_size=fleet.root_volume_size_gb,
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            network_interfaces=[
+                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0,
+                    associate_public_ip_address="false",
+                    delete_on_termination="true",
+                    security_groups=[args.security_group_id],
+                )
+            ],
+            # 1-minute EC2 metrics: target tracking reacts in minutes, not in a quarter hour.
+            monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+            user_data=self._user_data(),
+            update_default_version=True,
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="instance", tags=self._tags
+                ),
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type="volume", tags=volume_tags
+                ),
+            ],
+            tags=dict(args.tags),
+            opts=self._child,
+        )
+
+    # -------------------------------------------------------------------------------------
+    # Auto Scaling group
+    # -------------------------------------------------------------------------------------
+    def _auto_scaling_group(self, template: aws.ec2.LaunchTemplate) -> aws.autoscaling.Group:
+        name, args, fleet = self._name, self._args, self._args.settings
+        # The version number, as a string: "$Latest" would never start an instance refresh.
+        version = template.latest_version.apply(str)
+        placement: dict = {}
+        if fleet.uses_mixed_instances:
+            placement["mixed_instances_policy"] = aws.autoscaling.GroupMixedInstancesPolicyArgs(
+                launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
+                    launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
+                        launch_template_id=template.id, version=version
+                    ),
+                    overrides=[
+                        aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(
+                            instance_type=instance_type
+                        )
+                        for instance_type in (fleet.instance_type, *fleet.mixed_instance_types)
+                    ],
+                ),
+                instances_distribution=aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
+                    on_demand_base_capacity=fleet.on_demand_base_capacity,
+                    on_demand_percentage_above_base_capacity=fleet.on_demand_percent_above_base,
+                    spot_allocation_strategy=fleet.spot_allocation_strategy,
+                ),
+            )
+        else:
+            placement["launch_template"] = aws.autoscaling.GroupLaunchTemplateArgs(
+                id=template.id, version=version
+            )
+        if fleet.warm_pool:
+            placement["warm_pool"] = aws.autoscaling.GroupWarmPoolArgs(
+                pool_state="Stopped",
+                min_size=fleet.warm_pool_min_size,
+                instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(
+                    reuse_on_scale_in=True
+                ),
+            )
+        min_healthy = fleet.refresh_min_healthy_percent
+        return aws.autoscaling.Group(
+            f"{name}-asg",
+            vpc_zone_identifiers=list(args.private_subnet_ids),
+            min_size=fleet.min_size,
+            max_size=fleet.max_size,
+            desired_capacity=fleet.desired_capacity,
+            health_check_type="ELB",
+            health_check_grace_period=fleet.health_check_grace_seconds,
+            default_instance_warmup=fleet.instance_warmup_seconds,
+            # The one place the target group is attached (the ALB component does not).
+            target_group_arns=[args.target_group_arn],
+            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                strategy="Rolling",
+                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                    min_healthy_percentage=min_healthy,
+                    max_healthy_percentage=refresh_max_healthy_percent(min_healthy),
+                    instance_warmup=str(fleet.instance_warmup_seconds),
+                    auto_rollback=True,
+                ),
+            ),
+            # Spot: replace an instance when AWS signals it is at risk, before it is taken.
+            capacity_rebalance=fleet.uses_spot,
+            max_instance_lifetime=(
+                fleet.max_instance_lifetime_days * SECONDS_PER_DAY
+                if fleet.max_instance_lifetime_days
+                else None
+            ),
+            enabled_metrics=list(GROUP_METRICS),
+            metrics_granularity="1Minute",
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                for key, value in sorted(self._tags.items())
+            ],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                # Target tracking and schedules own the running capacity once deployed; a
+                # re-deploy must not reset it to the configured starting size.
+                ignore_changes=["desiredCapacity"],
+            ),
+            **placement,
+        )
+
+    def _scaling_policies(self, group: aws.autoscaling.Group) -> None:
+        name, args, fleet = self._name, self._args, self._args.settings
+        aws.autoscaling.Policy(
+            f"{name}-cpu-target",
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ASGAverageCPUUtilization"
+                ),
+                target_value=float(fleet.cpu_target_percent),
+            ),
+            opts=self._child,
+        )
+        aws.autoscaling.Policy(
+            f"{name}-requests-target",
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ALBRequestCountPerTarget",
+                    resource_label=pulumi.Output.concat(
+                        args.load_balancer_arn_suffix, "/", args.target_group_arn_suffix
+                    ),
+                ),
+                target_value=float(fleet.requests_per_target),
+            ),
+            opts=self._child,
+        )
+        for action in fleet.scheduled_actions:
+            aws.autoscaling.Schedule(
+                f"{name}-schedule-{action.name}",
+                autoscaling_group_name=group.name,
+                scheduled_action_name=action.name,
+                recurrence=action.recurrence,
+                time_zone=action.time_zone,
+                min_size=action.min_size,
+                max_size=action.max_size,
+                desired_capacity=action.desired_capacity,
+                opts=self._child,
+            )

@@ -1,0 +1,377 @@
+"""Monitoring: CloudWatch alarms to an SNS topic (optionally emailed), and a dashboard.
+
+Alarms (thresholds in ``AlarmThresholds``, each documented with its default):
+- ALB 5xx rate: target + load balancer 5xx as a percentage of requests (metric math);
+- target p99 latency (TargetResponseTime, p99);
+- unhealthy hosts in the target group, sustained (a rolling refresh's brief unhealthy
+  instances do not page);
+- Auto Scaling group pinned at its maximum (in-service instances >= max size): scaling
+  has run out of room, raise ``maxSize`` or the instance size;
+- per cache node: host CPU, engine CPU, memory use, evictions, and replication lag (only
+  when the cache has replicas).
+
+Cache node ids follow ElastiCache's naming for member clusters —
+``<group>-<node:03>`` with cluster mode off, ``<group>-<shard:04>-<node:03>`` with it on —
+so the number of alarms is decided by the settings, never inside ``apply()``.
+
+The topic is not KMS-encrypted: CloudWatch cannot publish to a topic under the AWS managed
+``aws/sns`` key, and a customer key is more than this blueprint needs for alarm text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+
+@dataclass(frozen=True)
+class AlarmThresholds:
+    """When each alarm fires.
+
+    alb_5xx_percent (5): 5xx responses as % of requests, 3 of 5 one-minute periods.
+    p99_latency_seconds (1.0): target p99 response time, 3 of 5 one-minute periods.
+    unhealthy_minutes (5): minutes with >= 1 unhealthy target before alarming.
+    pinned_at_max_minutes (15): minutes at max size before alarming.
+    cache_cpu_percent (80): host CPU of a cache node, 3 five-minute periods.
+    cache_engine_cpu_percent (80): the engine thread's CPU (the real ceiling of Redis/Valkey).
+    cache_memory_percent (80): DatabaseMemoryUsagePercentage of a node.
+    cache_evictions (1000): evictions per five minutes (allkeys-lru evicts by design; a
+        steady stream means the cache is too small for the working set).
+    replication_lag_seconds (10): a replica this far behind serves stale reads on failover.
+    """
+
+    alb_5xx_percent: float = 5.0
+    p99_latency_seconds: float = 1.0
+    unhealthy_minutes: int = 5
+    pinned_at_max_minutes: int = 15
+    cache_cpu_percent: float = 80.0
+    cache_engine_cpu_percent: float = 80.0
+    cache_memory_percent: float = 80.0
+    cache_evictions: float = 1000.0
+    replication_lag_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    """Inputs of Monitoring.
+
+    region: for the dashboard's widgets.
+    load_balancer_arn_suffix / target_group_arn_suffix: the ALB metric dimensions.
+    asg_name / asg_max_size: the fleet, and the size "pinned at max" compares with.
+    cache_replication_group_id, cache_cluster_mode, cache_shards, cache_replicas_per_shard:
+        which cache nodes exist (their ids derive from these).
+    alarm_email: subscribed to the topic when set (AWS emails a confirmation link first).
+    thresholds: see AlarmThresholds.
+    """
+
+    region: str
+    load_balancer_arn_suffix: pulumi.Input[str]
+    target_group_arn_suffix: pulumi.Input[str]
+    asg_name: pulumi.Input[str]
+    asg_max_size: int
+    cache_replication_group_id: pulumi.Input[str]
+    cache_cluster_mode: bool
+    cache_shards: int
+    cache_replicas_per_shard: int
+    alarm_email: str | None = None
+    thresholds: AlarmThresholds = AlarmThresholds()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def cache_node_suffixes(cluster_mode: bool, shards: int, replicas_per_shard: int) -> list[str]:
+    """Member cluster id suffixes, as ElastiCache names them (see the module docstring)."""
+    nodes = range(1, replicas_per_shard + 2)
+    if cluster_mode:
+        return [f"{shard:04d}-{node:03d}" for shard in range(1, shards + 1) for node in nodes]
+    return [f"{node:03d}" for node in nodes]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Alarms, their SNS topic and a dashboard. Outputs: ``topic_arn``, ``dashboard_name``,
+    ``alarm_names``."""
+
+    def __init__(
+        self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pyscale:monitoring:Monitoring", name, None, opts)
+        self._name = name
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self)
+        self.topic = aws.sns.Topic(f"{name}-alarms", tags=dict(args.tags), opts=self._child)
+        if args.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-alarms-email",
+                topic=self.topic.arn,
+                protocol="email",
+                endpoint=args.alarm_email,
+                opts=self._child,
+            )
+        self._alarms: list[aws.cloudwatch.MetricAlarm] = []
+        self._load_balancer_alarms()
+        self._fleet_alarms()
+        self._cache_alarms()
+        dashboard = aws.cloudwatch.Dashboard(
+            f"{name}-dashboard",
+            dashboard_name=f"{name}-overview",
+            dashboard_body=self._dashboard_body(),
+            opts=self._child,
+        )
+        self.topic_arn: pulumi.Output[str] = self.topic.arn
+        self.dashboard_name: pulumi.Output[str] = dashboard.dashboard_name
+        self.alarm_names: pulumi.Output[list[str]] = pulumi.Output.all(
+            *[alarm.name for alarm in self._alarms]
+        )
+        self.register_outputs(
+            {
+                "topicArn": self.topic_arn,
+                "dashboardName": self.dashboard_name,
+                "alarmNames": self.alarm_names,
+            }
+        )
+
+    # -------------------------------------------------------------------------------------
+    def _alarm(self, label: str, description: str, **kwargs) -> None:
+        kwargs.setdefault("treat_missing_data", "notBreaching")
+        self._alarms.append(
+            aws.cloudwatch.MetricAlarm(
+                f"{self._name}-{label}",
+                name=f"{self._name}-{label}",
+                alarm_description=description,
+                alarm_actions=[self.topic.arn],
+                ok_actions=[self.topic.arn],
+                tags=dict(self._args.tags),
+                opts=self._child,
+                **kwargs,
+            )
+        )
+
+    def _load_balancer_alarms(self) -> None:
+        args, limits = self._args, self._args.thresholds
+        alb = {"LoadBalancer": args.load_balancer_arn_suffix}
+
+        def alb_metric(metric_id: str, metric_name: str):
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=metric_id,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/ApplicationELB",
+                    metric_name=metric_name,
+                    dimensions=alb,
+                    stat="Sum",
+                    period=60,
+                ),
+                return_data=False,
+            )
+
+        self._alarm(
+            "alb-5xx-rate",
+            f"More than {limits.alb_5xx_percent}% of requests answered 5xx (app or ALB)",
+            comparison_operator="GreaterThanThreshold",
+            threshold=limits.alb_5xx_percent,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            metric_queries=[
+                alb_metric("target5xx", "HTTPCode_Target_5XX_Count"),
+                alb_metric("alb5xx", "HTTPCode_ELB_5XX_Count"),
+                alb_metric("requests", "RequestCount"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="rate",
+                    expression="100 * (FILL(target5xx, 0) + FILL(alb5xx, 0)) / requests",
+                    label="5xx % of requests",
+                    return_data=True,
+                ),
+            ],
+        )
+        self._alarm(
+            "target-p99-latency",
+            f"p99 target response time above {limits.p99_latency_seconds} s",
+            namespace="AWS/ApplicationELB",
+            metric_name="TargetResponseTime",
+            dimensions=alb,
+            extended_statistic="p99",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            comparison_operator="GreaterThanThreshold",
+            threshold=limits.p99_latency_seconds,
+        )
+        self._alarm(
+            "unhealthy-hosts",
+            f"A target failed its health check for {limits.unhealthy_minutes} minutes",
+            namespace="AWS/ApplicationELB",
+            metric_name="UnHealthyHostCount",
+            dimensions={
+                "LoadBalancer": args.load_balancer_arn_suffix,
+                "TargetGroup": args.target_group_arn_suffix,
+            },
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=limits.unhealthy_minutes,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+        )
+
+    def _fleet_alarms(self) -> None:
+        args, limits = self._args, self._args.thresholds
+        self._alarm(
+            "asg-at-max",
+            f"The fleet has run at its maximum of {args.asg_max_size} instances for "
+            f"{limits.pinned_at_max_minutes} minutes: raise maxSize or the instance size",
+            namespace="AWS/AutoScaling",
+            metric_name="GroupInServiceInstances",
+            dimensions={"AutoScalingGroupName": args.asg_name},
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=limits.pinned_at_max_minutes,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=args.asg_max_size,
+        )
+
+    def _cache_alarms(self) -> None:
+        args, limits = self._args, self._args.thresholds
+        checks = [
+            ("cpu", "CPUUtilization", "Average", limits.cache_cpu_percent, "host CPU %"),
+            (
+                "engine-cpu",
+                "EngineCPUUtilization",
+                "Average",
+                limits.cache_engine_cpu_percent,
+                "engine CPU %",
+            ),
+            (
+                "memory",
+                "DatabaseMemoryUsagePercentage",
+                "Average",
+                limits.cache_memory_percent,
+                "memory use %",
+            ),
+            ("evictions", "Evictions", "Sum", limits.cache_evictions, "evictions per 5 min"),
+        ]
+        if args.cache_replicas_per_shard > 0:
+            checks.append(
+                (
+                    "replication-lag",
+                    "ReplicationLag",
+                    "Maximum",
+                    limits.replication_lag_seconds,
+                    "replication lag (s)",
+                )
+            )
+        for suffix in cache_node_suffixes(
+            args.cache_cluster_mode, args.cache_shards, args.cache_replicas_per_shard
+        ):
+            node_id = pulumi.Output.concat(args.cache_replication_group_id, "-", suffix)
+            for label, metric, statistic, threshold, what in checks:
+                self._alarm(
+                    f"cache-{suffix}-{label}",
+                    f"Cache node ...-{suffix}: {what} above {threshold}",
+                    namespace="AWS/ElastiCache",
+                    metric_name=metric,
+                    dimensions={"CacheClusterId": node_id},
+                    statistic=statistic,
+                    period=300,
+                    evaluation_periods=3,
+                    comparison_operator="GreaterThanThreshold",
+                    threshold=threshold,
+                )
+
+    # -------------------------------------------------------------------------------------
+    def _dashboard_body(self) -> pulumi.Output[str]:
+        args = self._args
+        alb, tg = args.load_balancer_arn_suffix, args.target_group_arn_suffix
+        nodes = [
+            pulumi.Output.concat(args.cache_replication_group_id, "-", suffix)
+            for suffix in cache_node_suffixes(
+                args.cache_cluster_mode, args.cache_shards, args.cache_replicas_per_shard
+            )
+        ]
+
+        def widget(title: str, metrics: list, x: int, y: int, stat: str = "Sum") -> dict:
+            return {
+                "type": "metric",
+                "x": x,
+                "y": y,
+                "width": 12,
+                "height": 6,
+                "properties": {
+                    "title": title,
+                    "region": args.region,
+                    "stat": stat,
+                    "period": 60,
+                    "view": "timeSeries",
+                    "metrics": metrics,
+                },
+            }
+
+        def per_node(metric: str) -> list:
+            return [["AWS/ElastiCache", metric, "CacheClusterId", node] for node in nodes]
+
+        widgets = [
+            widget(
+                "Requests and errors (ALB)",
+                [
+                    ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", alb],
+                    ["AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", "LoadBalancer", alb],
+                    ["AWS/ApplicationELB", "HTTPCode_ELB_5XX_Count", "LoadBalancer", alb],
+                ],
+                0,
+                0,
+            ),
+            widget(
+                "Target response time p50 / p99 (s)",
+                [
+                    ["AWS/ApplicationELB", "TargetResponseTime", "LoadBalancer", alb, {"stat": s}]
+                    for s in ("p50", "p99")
+                ],
+                12,
+                0,
+                stat="p99",
+            ),
+            widget(
+                "Targets healthy / unhealthy",
+                [
+                    ["AWS/ApplicationELB", m, "TargetGroup", tg, "LoadBalancer", alb]
+                    for m in ("HealthyHostCount", "UnHealthyHostCount")
+                ],
+                0,
+                6,
+                stat="Maximum",
+            ),
+            widget(
+                "Fleet size",
+                [
+                    ["AWS/AutoScaling", m, "AutoScalingGroupName", args.asg_name]
+                    for m in ("GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize")
+                ],
+                12,
+                6,
+                stat="Maximum",
+            ),
+            widget(
+                "Fleet CPU % and memory %",
+                [
+                    ["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", args.asg_name],
+                    ["CWAgent", "mem_used_percent", "AutoScalingGroupName", args.asg_name],
+                ],
+                0,
+                12,
+                stat="Average",
+            ),
+            widget(
+                "Cache hits / misses",
+                per_node("CacheHits") + per_node("CacheMisses"),
+                12,
+                12,
+            ),
+            widget("Cache engine CPU %", per_node("EngineCPUUtilization"), 0, 18, "Average"),
+            widget(
+                "Cache memory % and evictions",
+                per_node("DatabaseMemoryUsagePercentage") + per_node("Evictions"),
+                12,
+                18,
+                stat="Maximum",
+            ),
+        ]
+        return pulumi.Output.json_dumps({"widgets": widgets})

@@ -1,0 +1,335 @@
+"""The app release: a reproducible archive of the app and its pinned, hashed dependencies,
+stored in a private, versioned, encrypted S3 bucket.
+
+The archive holds
+- ``app/`` — the reference app package, always: it carries ``app/gunicorn.conf.py`` and
+  ``app/contract.py``, the serving harness every app runs under;
+- the user's own app directory (``pyscale:appSourceDir``) when it is not ``app``, at its
+  path relative to the repository, so ``pyscale:wsgiModule`` imports from the archive root;
+- ``requirements.txt`` — the ``[project] dependencies`` closure from uv.lock, every
+  distribution pinned with its SHA-256 hashes (``uv export``), installed on the instance
+  with ``pip --require-hashes``.
+
+Reproducible: sorted entries, fixed mtime, owner and modes, and no compression — gzip
+output depends on the zlib build, which would make two machines disagree about the hash of
+the same app. (The archive is a few hundred KB.) So the SHA-256 changes exactly when the
+app, its gunicorn settings or its locked dependencies change; the fleet puts it (and the
+S3 object version) in the launch template, and a new hash rolls the fleet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import pulumi
+import pulumi_aws as aws
+
+REFERENCE_APP_DIR: Final = "app"
+REQUIREMENTS_NAME: Final = "requirements.txt"
+ARTIFACT_KEY: Final = "releases/app.tar"
+# 1980-01-01: the earliest date zip-based tools accept; any constant would do.
+FIXED_MTIME: Final = 315_532_800
+_SKIPPED_DIRS: Final = frozenset({"__pycache__", "node_modules"})
+_SKIPPED_SUFFIXES: Final = (".pyc", ".pyo", ".egg-info")
+# Old object versions stay this long so an instance refresh can roll back to them.
+NONCURRENT_VERSION_DAYS: Final = 30
+
+
+class ReleaseError(pulumi.RunError):
+    """The release cannot be built (the message names the setting or file at fault)."""
+
+
+@dataclass(frozen=True)
+class ReleaseArtifact:
+    """A built archive: where it is, its SHA-256 and what it holds."""
+
+    path: Path
+    sha256: str
+    members: tuple[str, ...]
+
+    @property
+    def version(self) -> str:
+        """The release label (APP_VERSION): short enough for logs, derived from the content."""
+        return f"r-{self.sha256[:12]}"
+
+
+# ---------------------------------------------------------------------------------------
+# Building the archive (pure: files in, bytes out)
+# ---------------------------------------------------------------------------------------
+def find_uv(repo_root: Path) -> str:
+    """uv from PATH, else the private copy `make install` puts in .tools/."""
+    found = shutil.which("uv") or shutil.which("uv", path=str(repo_root / ".tools" / "bin"))
+    if found is None:
+        raise ReleaseError(
+            "building the app release needs uv (it exports the locked dependencies with their "
+            "hashes): install it, or run `make install`, which provides .tools/bin/uv"
+        )
+    return found
+
+
+def export_requirements(repo_root: Path) -> str:
+    """The runtime dependency closure from uv.lock, pinned and hashed (no dev/infra groups)."""
+    if not (repo_root / "uv.lock").is_file():
+        raise ReleaseError(f"no uv.lock in {repo_root}: run `uv lock` and commit it")
+    command = [
+        find_uv(repo_root),
+        "export",
+        "--frozen",
+        "--format=requirements-txt",
+        "--no-default-groups",
+        "--no-emit-project",
+        "--no-header",
+        "--no-annotate",
+    ]
+    result = subprocess.run(command, cwd=repo_root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise ReleaseError(f"`uv export` failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _source_files(repo_root: Path, directory: str) -> list[tuple[str, Path]]:
+    base = repo_root / directory
+    found: list[tuple[str, Path]] = []
+    for current, dirs, files in os.walk(base):
+        dirs[:] = [
+            d
+            for d in dirs
+            if d not in _SKIPPED_DIRS
+            and not d.startswith(".")
+            and not d.endswith(_SKIPPED_SUFFIXES)
+        ]
+        for name in files:
+            if name.startswith(".") or name.endswith(_SKIPPED_SUFFIXES):
+                continue
+            path = Path(current, name)
+            found.append((path.relative_to(repo_root).as_posix(), path))
+    return found
+
+
+def _module_exists(members: set[str], wsgi_module: str) -> bool:
+    module = wsgi_module.split(":", 1)[0].replace(".", "/")
+    return f"{module}.py" in members or f"{module}/__init__.py" in members
+
+
+def _add_file(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = FIXED_MTIME
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    archive.addfile(info, io.BytesIO(data))
+
+
+def archive_bytes(files: Mapping[str, bytes]) -> bytes:
+    """A tar of these files whose bytes depend only on the names and contents."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for name in sorted(files):
+            _add_file(archive, name, files[name])
+    return buffer.getvalue()
+
+
+def build_artifact(
+    repo_root: Path,
+    app_source_dir: str = REFERENCE_APP_DIR,
+    wsgi_module: str = "app.wsgi:app",
+    out_dir: Path | None = None,
+    requirements: str | None = None,
+) -> ReleaseArtifact:
+    """Build the release archive; raises ReleaseError naming what is missing.
+
+    app_source_dir: the app's directory relative to repo_root (``pyscale:appSourceDir``).
+    wsgi_module: ``module:callable`` gunicorn serves (``pyscale:wsgiModule``); its module
+        must be in the archive.
+    out_dir: where the archive is written (default ``<repo_root>/.pyscale/releases``).
+    requirements: the pinned requirements text; None exports it from uv.lock.
+    """
+    out_dir = out_dir if out_dir is not None else repo_root / ".pyscale" / "releases"
+    for key, directory in (
+        ("pyscale:appSourceDir", app_source_dir),
+        ("the reference app (its gunicorn.conf.py serves every app)", REFERENCE_APP_DIR),
+    ):
+        if not (repo_root / directory).is_dir():
+            raise ReleaseError(f"{key}: directory {directory!r} not found in {repo_root}")
+    files: dict[str, bytes] = {}
+    for directory in sorted({REFERENCE_APP_DIR, app_source_dir}):
+        for name, path in _source_files(repo_root, directory):
+            files[name] = path.read_bytes()
+    if not _module_exists(set(files), wsgi_module):
+        module = wsgi_module.split(":", 1)[0]
+        raise ReleaseError(
+            f"pyscale:wsgiModule: module {module!r} is not in the release (looked for "
+            f"{module.replace('.', '/')}.py under {sorted({REFERENCE_APP_DIR, app_source_dir})}"
+            "); the module path is relative to the repository root"
+        )
+    text = export_requirements(repo_root) if requirements is None else requirements
+    files[REQUIREMENTS_NAME] = text.encode()
+    data = archive_bytes(files)
+    digest = hashlib.sha256(data).hexdigest()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"app-{digest[:12]}.tar"
+    if not path.exists():
+        # Write then rename: a concurrent run never sees a half-written archive.
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    return ReleaseArtifact(path=path, sha256=digest, members=tuple(sorted(files)))
+
+
+# ---------------------------------------------------------------------------------------
+# The component: bucket + the artifact object
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AppReleaseArgs:
+    """Inputs of AppRelease.
+
+    artifact: the archive to upload, from ``build_artifact`` (built before any resource is
+        registered, so a missing app directory or WSGI module fails the run cleanly first).
+    tags: tags for every resource.
+    """
+
+    artifact: ReleaseArtifact
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class AppRelease(pulumi.ComponentResource):
+    """The app packaged reproducibly and stored in a private, versioned, encrypted bucket.
+
+    Outputs: ``bucket_name``, ``bucket_arn``, ``object_key``, ``object_arn``,
+    ``version_id`` (the S3 object version the fleet installs), and the plain values
+    ``sha256`` and ``app_version`` known before deployment.
+    """
+
+    def __init__(
+        self, name: str, args: AppReleaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pyscale:release:AppRelease", name, None, opts)
+        self.artifact = args.artifact
+        self.sha256: str = self.artifact.sha256
+        self.app_version: str = self.artifact.version
+        self.object_key: str = ARTIFACT_KEY
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+
+        # Release archives are rebuilt from source at will: let `pulumi destroy` empty it.
+        self.bucket = aws.s3.Bucket(f"{name}-bucket", force_destroy=True, tags=tags, opts=child)
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=self.bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child,
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=child,
+        )
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="AES256"
+                    )
+                )
+            ],
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-old-releases",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="releases/"),
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=NONCURRENT_VERSION_DAYS
+                    ),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=1
+                    ),
+                )
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=self.bucket.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "DenyInsecureTransport",
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": [
+                                self.bucket.arn,
+                                pulumi.Output.concat(self.bucket.arn, "/*"),
+                            ],
+                            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                        }
+                    ],
+                }
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
+        )
+        # One key, many versions: each release is a new version of the same object, so the
+        # instance role reads exactly one object, and a rollback's launch template still
+        # finds its own (older) version. Versioning must be on before the upload.
+        self.object = aws.s3.BucketObjectv2(
+            f"{name}-artifact",
+            bucket=self.bucket.id,
+            key=ARTIFACT_KEY,
+            source=pulumi.FileAsset(str(self.artifact.path)),
+            content_type="application/x-tar",
+            server_side_encryption="AES256",
+            metadata={"sha256": self.sha256},
+            tags=tags,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[versioning, encryption, ownership]
+            ),
+        )
+        self.bucket_name: pulumi.Output[str] = self.bucket.bucket
+        self.bucket_arn: pulumi.Output[str] = self.bucket.arn
+        self.object_arn: pulumi.Output[str] = pulumi.Output.concat(
+            self.bucket.arn, "/", ARTIFACT_KEY
+        )
+        self.version_id: pulumi.Output[str] = self.object.version_id
+        self.location: pulumi.Output[str] = pulumi.Output.concat(
+            "s3://", self.bucket.bucket, "/", ARTIFACT_KEY
+        )
+        self.register_outputs(
+            {
+                "bucket_name": self.bucket_name,
+                "object_key": self.object_key,
+                "version_id": self.version_id,
+                "sha256": self.sha256,
+                "app_version": self.app_version,
+            }
+        )
