@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from infra import instance_types
+from infra import instance_types, regions
 
 NAMESPACE = "pyscale"
 REGION_KEY = "aws:region"
@@ -416,7 +416,7 @@ def _describe(key_type: str) -> str:
 # ---------------------------------------------------------------------------------------
 def _read_region(reader: _Reader) -> str:
     region = (reader.config.get(REGION_KEY) or "").strip()
-    known = _known_regions()
+    known = regions.known_regions()
     if not region:
         reader.problem(REGION_KEY, "is required: set the AWS region, e.g. us-east-1")
     elif region not in known:
@@ -424,18 +424,6 @@ def _read_region(reader: _Reader) -> str:
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         reader.problem(REGION_KEY, f"{region!r} is not an AWS region{suggestion}")
     return region
-
-
-def _known_regions() -> list[str]:
-    # botocore's endpoint data lists every region of every partition; no hand-typed list.
-    import botocore.session
-
-    session = botocore.session.get_session()
-    return sorted(
-        region
-        for partition in session.get_available_partitions()
-        for region in session.get_available_regions("ec2", partition_name=partition)
-    )
 
 
 def _read_network(reader: _Reader) -> NetworkSettings:

@@ -40,6 +40,9 @@ from pyscale.offline.mocks import ACCOUNT_ID, AwsMocks
 # Modules of the program itself: purged between runs so each stack starts from a fresh
 # import, as it would in its own language-host process.
 PROGRAM_PACKAGES = ("infra",)
+# Pure lookup modules whose only state is botocore data they cache (the EC2 model, the
+# region list): kept across runs, since loading them costs more than the rest of a run.
+STATELESS_MODULES = frozenset({"infra.instance_types", "infra.regions"})
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -49,6 +52,7 @@ class RecordedResource:
     numbers as floats, None keys omitted, secrets as ``{SECRET_SIG_KEY: ..., "value": ...}``."""
 
     urn: str
+    id: str | None  # the physical id the mocks answered (None for components)
     type: str
     name: str
     parent: str | None  # the parent's URN; the stack itself for top-level resources
@@ -122,6 +126,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         registration = self.resources.get(response.urn)
         self.recorded[response.urn] = RecordedResource(
             urn=response.urn,
+            id=registration.id if registration and request.custom else None,
             type=request.type,
             name=request.name,
             parent=request.parent or None,
@@ -172,7 +177,7 @@ def _program_sys_path(main_dir: str) -> Iterator[None]:
 
 def _purge_program_modules() -> None:
     for name in list(sys.modules):
-        if name.split(".")[0] in PROGRAM_PACKAGES:
+        if name.split(".")[0] in PROGRAM_PACKAGES and name not in STATELESS_MODULES:
             del sys.modules[name]
 
 
