@@ -323,6 +323,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name (stacks/Pulumi.<stack>.yaml)")
     parser.add_argument("--markdown-report", type=Path, help="append a Markdown report here")
     options = parser.parse_args(argv)
+    from pyscale.stacks import stack_names
+
+    if options.stack not in stack_names():
+        known = ", ".join(stack_names())
+        print(f"error: unknown stack {options.stack!r}; known stacks: {known}", file=sys.stderr)
+        return 2
     try:
         settings = load_policy_config(config_path(options.stack))
         resources, engine_config = run_offline_stack(options.stack)
