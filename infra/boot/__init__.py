@@ -192,7 +192,7 @@ def _check(spec: BootSpec) -> None:
     if not re.fullmatch(r"[0-9a-f]{64}", spec.release_sha256):
         raise BootScriptError("release_sha256: must be 64 lowercase hex digits")
     for name, value in app_environment(spec).items():
-        if not _ENV_VALUE.match(value) or value in ("", "None"):
+        if not _ENV_VALUE.match(value) or not value or re.search(r"\bNone\b", value):
             raise BootScriptError(
                 f"environment {name}={value!r}: must be non-empty and made of "
                 "A-Z a-z 0-9 _ . : / , @ + = * - (an unresolved value?)"

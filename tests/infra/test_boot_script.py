@@ -1,0 +1,316 @@
+"""The EC2 boot script: rendered for every stack, checked by shellcheck, and executed for real
+in a scratch root against stub commands (dnf, aws, curl, systemctl, python3.12, ...) that
+record how they were called — the only fakes are for what exists only on EC2."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import stat
+import subprocess
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
+from infra import boot
+from infra.release import build_artifact
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pyscale-dev-auth-AbCdEf"
+INSTANCE_ID = "i-0123456789abcdef0"
+REQUIREMENTS = "flask==3.1.3 \\\n    --hash=sha256:" + "0" * 64 + "\n"
+
+
+def user_data_of(run) -> str:
+    return base64.b64decode(run.one(LAUNCH_TEMPLATE).inputs["userData"]).decode()
+
+
+def shellcheck(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["shellcheck", "--shell=bash", "--severity=style", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# As rendered by the program, per stack
+# ---------------------------------------------------------------------------------------
+def test_every_stacks_user_data_passes_shellcheck(each_stack_run):
+    result = shellcheck(user_data_of(each_stack_run))
+    assert result.returncode == 0, result.stdout
+
+
+def test_user_data_is_under_16_kb_and_holds_no_auth_token(each_stack_run):
+    script = user_data_of(each_stack_run)
+    tokens = [
+        r.outputs["result"]
+        for r in each_stack_run.of_type("random:index/randomPassword:RandomPassword")
+    ]
+
+    assert len(script.encode()) < boot.USER_DATA_LIMIT_BYTES
+    assert tokens, "the stacks generate an AUTH token"
+    assert not any(token in script for token in tokens)
+
+
+def test_user_data_fails_loudly_and_reads_the_secret_only_by_arn(each_stack_run):
+    script = user_data_of(each_stack_run)
+    secret_arns = [
+        r.outputs["arn"] for r in each_stack_run.of_type("aws:secretsmanager/secret:Secret")
+    ]
+
+    assert script.startswith("#!/bin/bash\n")
+    assert "\nset -euo pipefail\n" in script
+    assert f"{Env.REDIS_AUTH_SECRET_ARN}={secret_arns[0]}" in script
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering rules
+# ---------------------------------------------------------------------------------------
+def make_spec(**changes) -> boot.BootSpec:
+    spec = boot.BootSpec(
+        region="us-east-1",
+        architecture="arm64",
+        release_bucket="pyscale-dev-release-bucket-1234567",
+        release_key="releases/app.tar",
+        release_version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+        release_sha256="0" * 64,
+        app_version="r-000000000000",
+        wsgi_module="app.wsgi:app",
+        cache=boot.CacheConnection(
+            endpoint="master.pyscale-dev.abc123.use1.cache.amazonaws.com",
+            port=6379,
+            tls=True,
+            cluster=False,
+            auth_secret_arn=SECRET_ARN,
+        ),
+        cache_ttl_seconds=300,
+        forwarded_allow_ips="10.0.0.0/16",
+        log_group_name="/pyscale/pyscale-dev/app",
+    )
+    return replace(spec, **changes)
+
+
+def test_an_unresolved_value_is_refused_naming_it():
+    spec = make_spec(cache=replace(make_spec().cache, endpoint="None"))
+
+    with pytest.raises(boot.BootScriptError, match=Env.REDIS_URL):
+        boot.render_user_data(spec)
+
+
+def test_a_value_is_quoted_so_it_cannot_inject_shell():
+    script = boot.render_user_data(make_spec(release_key="releases/app.tar; rm -rf /"))
+
+    assert "readonly RELEASE_KEY='releases/app.tar; rm -rf /'" in script
+    assert shellcheck(script).returncode == 0
+
+
+def test_the_unit_runs_gunicorn_with_the_apps_config_and_stops_gracefully():
+    unit = boot.systemd_unit(make_spec(wsgi_module="ownapp.wsgi:application"))
+
+    assert (
+        "ExecStart=/opt/pyscale/current/venv/bin/gunicorn --config app/gunicorn.conf.py "
+        "ownapp.wsgi:application"
+    ) in unit
+    assert "EnvironmentFile=/etc/pyscale/app.env" in unit
+    assert f"TimeoutStopSec={GRACEFUL_TIMEOUT_SECONDS + 10}" in unit
+    assert "User=pyscale" in unit
+
+
+def test_without_auth_the_environment_names_no_secret_and_cluster_mode_is_passed_on():
+    spec = make_spec(
+        cache=boot.CacheConnection(
+            "clustercfg.x", 6379, tls=False, cluster=True, auth_secret_arn=None
+        ),
+        web_concurrency=6,
+    )
+    env = boot.app_environment(spec)
+
+    assert Env.REDIS_AUTH_SECRET_ARN not in env
+    assert env[Env.REDIS_URL] == "redis://clustercfg.x:6379"
+    assert env[Env.REDIS_CLUSTER] == "true"
+    assert env[Env.WEB_CONCURRENCY] == "6"
+
+
+# ---------------------------------------------------------------------------------------
+# Executed for real against stubs
+# ---------------------------------------------------------------------------------------
+STUB = """#!/bin/bash
+printf '%s\\n' "$(basename "$0") $*" >>"$STUB_LOG"
+{body}
+"""
+STUBS = {
+    # dnf "installs" the CloudWatch agent's control program where the RPM puts it.
+    "dnf": """
+ctl="$PYSCALE_BOOT_ROOT/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+mkdir -p "$(dirname "$ctl")"
+printf '#!/bin/bash\\nprintf "%%s\\\\n" "amazon-cloudwatch-agent-ctl $*" >>"$STUB_LOG"\\n' >"$ctl"
+chmod +x "$ctl"
+""",
+    # aws s3api get-object ... OUTFILE: hand over the archive the test built.
+    "aws": 'cp "$STUB_ARTIFACT" "${!#}"',
+    "curl": """
+case "$*" in
+  *api/token*) printf 'imds-token' ;;
+  *meta-data/instance-id*) printf '%s' "$STUB_INSTANCE_ID" ;;
+esac
+""",
+    "systemctl": "",
+    "useradd": "",
+    "chown": "",
+    "id": "exit 1",
+    "uname": 'printf "%s\\n" "$STUB_MACHINE"',
+    # python3.12 -m venv DIR: a venv whose pip records its arguments.
+    "python3.12": """
+venv="${!#}"
+mkdir -p "$venv/bin"
+printf '#!/bin/bash\\nprintf "%%s\\\\n" "pip $*" >>"$STUB_LOG"\\n' >"$venv/bin/pip"
+chmod +x "$venv/bin/pip"
+""",
+}
+
+
+@pytest.fixture
+def boot_machine(tmp_path):
+    """A scratch root, stub commands on PATH, and a real release archive to fetch."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name, body in STUBS.items():
+        path = stubs / name
+        path.write_text(STUB.format(body=textwrap.dedent(body)))
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    root = tmp_path / "root"
+    root.mkdir()
+    artifact = build_artifact(REPO_ROOT, out_dir=tmp_path / "build", requirements=REQUIREMENTS)
+    log = tmp_path / "calls.log"
+    log.touch()
+    env = {
+        "PATH": f"{stubs}:/usr/bin:/bin",
+        "PYSCALE_BOOT_ROOT": str(root),
+        "STUB_LOG": str(log),
+        "STUB_ARTIFACT": str(artifact.path),
+        "STUB_INSTANCE_ID": INSTANCE_ID,
+        "STUB_MACHINE": "aarch64",
+        "HOME": str(tmp_path),
+    }
+
+    class Machine:
+        def __init__(self) -> None:
+            self.root, self.artifact, self.env = root, artifact, env
+
+        def spec(self, **changes) -> boot.BootSpec:
+            return make_spec(
+                release_sha256=artifact.sha256, app_version=artifact.version, **changes
+            )
+
+        def run(self, script: str) -> subprocess.CompletedProcess:
+            path = tmp_path / "user-data.sh"
+            path.write_text(script)
+            return subprocess.run(
+                ["bash", str(path)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+
+        def calls(self) -> list[str]:
+            return log.read_text().splitlines()
+
+    return Machine()
+
+
+def test_boot_installs_the_release_and_starts_the_app(boot_machine):
+    spec = boot_machine.spec()
+    result = boot_machine.run(boot.render_user_data(spec))
+    root, calls = boot_machine.root, boot_machine.calls()
+    release_dir = root / "opt/pyscale/releases" / spec.app_version
+    env_file = (root / "etc/pyscale/app.env").read_text()
+    unit = (root / "etc/systemd/system/pyscale.service").read_text()
+
+    assert result.returncode == 0, result.stderr
+    assert any(c.startswith("dnf install") and " python3.12 python3.12-pip " in c for c in calls)
+    assert (
+        f"aws s3api get-object --region us-east-1 --bucket {spec.release_bucket} "
+        f"--key {spec.release_key} --version-id {spec.release_version_id}"
+    ) in "\n".join(calls)
+    assert (release_dir / "app/gunicorn.conf.py").is_file()
+    assert (root / "opt/pyscale/current").resolve() == release_dir.resolve()
+    pip = next(c for c in calls if c.startswith("pip install"))
+    assert "--require-hashes" in pip
+    assert "--only-binary=:all:" in pip
+    assert f"--requirement {release_dir}/requirements.txt" in pip
+    assert f"{Env.INSTANCE_ID}={INSTANCE_ID}" in env_file.splitlines()
+    assert f"{Env.APP_VERSION}={spec.app_version}" in env_file.splitlines()
+    assert unit == boot.systemd_unit(spec) + "\n"
+    assert "systemctl enable --now pyscale.service" in calls
+    assert calls.index("systemctl daemon-reload") < calls.index(
+        "systemctl enable --now pyscale.service"
+    )
+    health = [c for c in calls if c.startswith("curl") and HEALTH_PATH in c]
+    assert health
+    assert f"127.0.0.1:{spec.app_port}{HEALTH_PATH}" in health[-1]
+    assert any(c.startswith("amazon-cloudwatch-agent-ctl -a fetch-config") for c in calls)
+
+
+def test_boot_writes_no_secret_and_keeps_the_env_file_private(boot_machine):
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+    env_file = boot_machine.root / "etc/pyscale/app.env"
+
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o640
+    assert f"{Env.REDIS_AUTH_SECRET_ARN}={SECRET_ARN}" in env_file.read_text()
+    assert "password" not in env_file.read_text().lower()
+
+
+def test_a_tampered_release_stops_the_boot_before_anything_starts(boot_machine):
+    tampered = boot_machine.root.parent / "tampered.tar"
+    shutil.copy(boot_machine.artifact.path, tampered)
+    with tampered.open("ab") as archive:
+        archive.write(b"\0" * 512)
+    boot_machine.env["STUB_ARTIFACT"] = str(tampered)
+
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+
+    assert result.returncode != 0
+    assert "does not match SHA-256" in result.stderr
+    assert not any(c.startswith(("systemctl", "pip")) for c in boot_machine.calls())
+
+
+def test_an_instance_of_the_wrong_architecture_refuses_to_boot(boot_machine):
+    boot_machine.env["STUB_MACHINE"] = "x86_64"
+
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+
+    assert result.returncode != 0
+    assert "built for aarch64" in result.stderr
+    assert not any(c.startswith("dnf") for c in boot_machine.calls())
+
+
+def test_a_failing_health_check_fails_the_boot(boot_machine, tmp_path):
+    curl = Path(boot_machine.env["PATH"].split(":")[0]) / "curl"
+    curl.write_text(curl.read_text().replace("esac", f"  *{HEALTH_PATH}*) exit 7 ;;\nesac"))
+
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+
+    assert result.returncode != 0
+    assert f"did not answer {HEALTH_PATH}" in result.stderr
+
+
+def test_everything_the_boot_writes_lands_under_its_root(boot_machine):
+    host_paths = [Path("/etc/pyscale"), Path("/opt/pyscale"), Path("/etc/logrotate.d/pyscale")]
+    existed = {path: path.exists() for path in host_paths}
+
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+
+    assert result.returncode == 0, result.stderr
+    assert {path: path.exists() for path in host_paths} == existed
+    assert (boot_machine.root / "etc/logrotate.d/pyscale").is_file()
+    assert "/var/log/pyscale/*.log {" in (boot_machine.root / "etc/logrotate.d/pyscale").read_text()
