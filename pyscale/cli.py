@@ -25,7 +25,8 @@ from app.contract import Env
 from pyscale.local import sizing
 from pyscale.local import state as local_state
 from pyscale.local.errors import LocalTopologyError
-from pyscale.local.topology import LocalTopology, TopologySpec
+from pyscale.local.topology import DEFAULT_WSGI_APP, LocalTopology, TopologySpec
+from pyscale.plan.command import plan as plan_command
 
 app = typer.Typer(
     name="pyscale",
@@ -38,6 +39,8 @@ local_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(local_app, name="local")
+# `pyscale plan`: the stack's program run offline (pyscale/plan/).
+app.command("plan")(plan_command)
 
 console = Console()
 error_console = Console(stderr=True)
@@ -91,6 +94,12 @@ def up(
         ),
     ] = None,
     port: Annotated[int, typer.Option(help="Port HAProxy listens on (127.0.0.1).")] = 8080,
+    wsgi_app: Annotated[
+        str,
+        typer.Option(
+            "--app", help="WSGI app the replicas serve (module:callable; honours app/contract.py)."
+        ),
+    ] = DEFAULT_WSGI_APP,
     workdir: WorkdirOption = local_state.DEFAULT_WORKDIR,
 ) -> None:
     """Start Redis, the app replicas and HAProxy; Ctrl-C or SIGTERM stops them all."""
@@ -105,6 +114,7 @@ def up(
         workdir=workdir,
         stack=stack,
         extra_env=extra_env,
+        wsgi_app=wsgi_app,
     )
     spec.validate()
     topology = LocalTopology(workdir)

@@ -1,0 +1,117 @@
+"""Two plans side by side: the key settings, resource counts and resources that differ.
+
+Resources are matched across stacks by type and by name with the stack's own name taken out
+(``pyscale-dev-alb`` and ``pyscale-prod-alb`` are the same resource in two environments),
+so the diff shows what changes between environments, not that every name does.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from pyscale.plan.extract import SCHEMA_VERSION
+
+STACK_PLACEHOLDER = "<stack>"
+
+
+def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """The diff of plan ``a`` to plan ``b`` (``kind: "diff"`` in plan.schema.json)."""
+    stack_a, stack_b = a["stack"], b["stack"]
+    settings_a = dict(_flatten(a["key_settings"], stack_a))
+    settings_b = dict(_flatten(b["key_settings"], stack_b))
+
+    def differ(value_a: Any, value_b: Any) -> bool:
+        return generic_value(value_a, stack_a) != generic_value(value_b, stack_b)
+
+    counts_a, counts_b = a["summary"]["by_type"], b["summary"]["by_type"]
+    resources_a, resources_b = _resources(a), _resources(b)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "diff",
+        "project": a["project"],
+        "stacks": {"a": a["stack"], "b": b["stack"]},
+        "settings": [
+            {"setting": key, "a": settings_a.get(key), "b": settings_b.get(key)}
+            for key in _union(settings_a, settings_b)
+            if differ(settings_a.get(key), settings_b.get(key))
+        ],
+        "resource_counts": [
+            {"type": token, "a": counts_a.get(token, 0), "b": counts_b.get(token, 0)}
+            for token in sorted(set(counts_a) | set(counts_b))
+            if counts_a.get(token, 0) != counts_b.get(token, 0)
+        ],
+        "only_in_a": [_identity(resources_a[key]) for key in resources_a if key not in resources_b],
+        "only_in_b": [_identity(resources_b[key]) for key in resources_b if key not in resources_a],
+        "resource_settings": [
+            {
+                "type": key[0],
+                "name": key[1],
+                "setting": setting,
+                "a": resources_a[key]["settings"].get(setting),
+                "b": resources_b[key]["settings"].get(setting),
+            }
+            for key in resources_a
+            if key in resources_b
+            for setting in _union(resources_a[key]["settings"], resources_b[key]["settings"])
+            if differ(
+                resources_a[key]["settings"].get(setting), resources_b[key]["settings"].get(setting)
+            )
+        ],
+    }
+
+
+def generic_name(name: str, stack: str) -> str:
+    """``name`` with the stack's name, as a whole word, replaced by ``<stack>``."""
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(stack)}(?![A-Za-z0-9])", STACK_PLACEHOLDER, name)
+
+
+def generic_value(value: Any, stack: str) -> Any:
+    """``value`` with the stack's name taken out of every string in it (for comparing)."""
+    if isinstance(value, str):
+        return generic_name(value, stack)
+    if isinstance(value, list):
+        return [generic_value(item, stack) for item in value]
+    if isinstance(value, Mapping):
+        return {key: generic_value(item, stack) for key, item in value.items()}
+    return value
+
+
+def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Keys of both, in first-seen order (a's order, then b's new ones)."""
+    return list(dict.fromkeys([*a, *b]))
+
+
+def _flatten(value: Any, stack: str, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Dotted paths to leaf values; alarms are keyed by their generic name, not position."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _flatten(item, stack, f"{prefix}{key}.")
+    elif prefix == "alarms." and isinstance(value, list):
+        # One row per alarm (its whole condition), so an alarm only one stack has is one line.
+        for alarm in value:
+            condition = " ".join(
+                str(alarm[key])
+                for key in ("namespace", "metric", "statistic", "comparison", "threshold")
+                if alarm.get(key) is not None
+            )
+            yield f"alarms.{generic_name(alarm['name'], stack)}", condition
+    else:
+        yield prefix.rstrip("."), value
+
+
+def _resources(plan: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for component in plan["components"]:
+        for resource in component["resources"]:
+            name = generic_name(resource["name"], plan["stack"])
+            key, suffix = (resource["type"], name), 2
+            while key in found:  # same type and name under two parents: keep both
+                key, suffix = (resource["type"], f"{name}#{suffix}"), suffix + 1
+            found[key] = resource
+    return found
+
+
+def _identity(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {"type": resource["type"], "name": resource["name"]}

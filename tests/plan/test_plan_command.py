@@ -1,0 +1,169 @@
+"""`pyscale plan`: every stack's plan through the command, as people and CI read it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pyscale import stacks
+from pyscale.cli import app
+from pyscale.offline import run_stack
+from pyscale.plan import diff_plans
+
+STACKS = stacks.stack_names()
+COMPONENTS = {
+    "pyscale:network:Network",
+    "pyscale:network:SecurityGroups",
+    "pyscale:loadbalancer:LoadBalancer",
+    "pyscale:cache:Cache",
+    "pyscale:fleet:Fleet",
+    "pyscale:monitoring:Monitoring",
+}
+
+
+def configured(stack: str, key: str) -> str:
+    """What the stack asks for (stack file over Pulumi.yaml defaults), as an engine string."""
+    return stacks.engine_config(stack)[f"pyscale:{key}"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stacks_plan_names_its_components_and_key_settings(plan_json, stack: str) -> None:
+    # GIVEN the shipped stack file WHEN planned THEN the plan shows what it asks for
+    plan = plan_json(stack)
+    assert plan["stack"] == stack
+    assert {component["type"] for component in plan["components"]} >= COMPONENTS
+    fleet, cache = plan["key_settings"]["fleet"], plan["key_settings"]["cache"]
+    assert fleet["instance_type"] == configured(stack, "instanceType")
+    assert fleet["architecture"] in ("arm64", "x86_64")
+    assert [fleet["min_size"], fleet["desired_capacity"], fleet["max_size"]] == [
+        int(configured(stack, key)) for key in ("minSize", "desiredCapacity", "maxSize")
+    ]
+    assert set(fleet["scaling_targets"]) == {"ASGAverageCPUUtilization", "ALBRequestCountPerTarget"}
+    assert cache["node_type"] == configured(stack, "cacheNodeType")
+    assert cache["replicas_per_shard"] == int(configured(stack, "cacheReplicas"))
+    assert cache["at_rest_encryption"] is True
+    assert cache["transit_encryption"] is True
+    assert plan["key_settings"]["load_balancer"]["listeners"]
+    assert plan["key_settings"]["alarms"]
+    assert {"url", "region"} <= set(plan["outputs"])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_stacks_json_plan_validates_against_the_committed_schema(
+    plan_json, schema_validator, stack: str
+) -> None:
+    errors = [error.message for error in schema_validator.iter_errors(plan_json(stack))]
+    assert errors == []
+
+
+def test_the_diff_json_validates_against_the_committed_schema(plan_json, schema_validator) -> None:
+    diff = diff_plans(plan_json("dev"), plan_json("prod"))
+    assert [error.message for error in schema_validator.iter_errors(diff)] == []
+
+
+def test_the_schema_rejects_a_plan_missing_its_key_settings(plan_json, schema_validator) -> None:
+    broken = {key: value for key, value in plan_json("dev").items() if key != "key_settings"}
+    assert not schema_validator.is_valid(broken)
+
+
+def test_prod_plan_shows_https_redirect_cluster_cache_and_protection(plan_json) -> None:
+    settings = plan_json("prod")["key_settings"]
+    assert "HTTP:80 redirect -> HTTPS:443" in settings["load_balancer"]["listeners"]
+    assert settings["load_balancer"]["deletion_protection"] is True
+    assert settings["load_balancer"]["waf"] is True
+    assert settings["cache"]["cluster_mode"] is True
+    assert settings["cache"]["shards"] == int(configured("prod", "cacheShards"))
+    assert settings["cache"]["multi_az"] is True
+    assert settings["cache"]["automatic_failover"] is True
+    assert settings["network"]["nat_gateways"] == len(settings["network"]["availability_zones"])
+
+
+def test_prod_plan_carries_the_programs_warning_about_example_tls_values(plan_json) -> None:
+    assert any("EXAMPLE" in warning for warning in plan_json("prod")["warnings"])
+
+
+def test_no_secret_value_reaches_the_plan(plan_json) -> None:
+    run = run_stack("dev")
+    password = run.one("random:index/randomPassword:RandomPassword").outputs["result"]
+    assert password not in json.dumps(plan_json("dev"))
+    assert plan_json("dev")["key_settings"]["cache"]["auth_token"] is True
+
+
+def test_the_terminal_plan_is_a_tree_by_component_with_settings_and_outputs(run_cli) -> None:
+    result = run_cli("plan", "--stack", "prod")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    for expected in (
+        "Plan for stack prod",
+        "pyscale:fleet:Fleet  pyscale-prod",
+        "aws:ec2/launchTemplate:LaunchTemplate  pyscale-prod-launch-template",
+        "instance_type=m7g.large",
+        "arm64",
+        "cache.r7g.large",
+        "HTTP:80 redirect -> HTTPS:443",
+        "ASGAverageCPUUtilization",
+        "Stack outputs",
+        "cacheEndpoint",
+        "warning:",
+    ):
+        assert expected in out, expected
+    assert "[secret]" in out  # the AUTH token is shown as set, masked
+
+
+def test_diff_dev_prod_shows_instance_type_and_cache_shape_side_by_side(run_cli) -> None:
+    result = run_cli("plan", "--diff", "dev", "prod")
+    assert result.exit_code == 0, result.stderr
+    rows = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    for expected in (
+        "fleet.instance_type t4g.small m7g.large",
+        "cache.node_type cache.t4g.micro cache.r7g.large",
+        "cache.cluster_mode false true",
+        "cache.shards 1 2",
+        "cache.replicas_per_shard 0 1",
+        "fleet.max_size 2 12",
+    ):
+        assert expected in rows, expected
+
+
+def test_markdown_plan_has_key_settings_table_and_collapsible_components(run_cli) -> None:
+    result = run_cli("plan", "--stack", "dev", "--markdown")
+    assert result.exit_code == 0, result.stderr
+    assert "### Offline plan: stack `dev`" in result.stdout
+    assert "| fleet | instance_type | t4g.small |" in result.stdout
+    assert "<details><summary><code>pyscale:cache:Cache</code> pyscale-dev" in result.stdout
+
+
+def test_config_overrides_are_planned_like_config_set(run_cli) -> None:
+    result = run_cli("plan", "--stack", "dev", "--json", "-c", "instanceType=c7i.large")
+    assert result.exit_code == 0, result.stderr
+    fleet = json.loads(result.stdout)["key_settings"]["fleet"]
+    assert (fleet["instance_type"], fleet["architecture"]) == ("c7i.large", "x86_64")
+
+
+def test_plan_needs_no_cloud_credentials(run_cli, tmp_path) -> None:
+    # GIVEN no AWS or Pulumi variables and a home without credentials files
+    scrubbed: dict[str, str | None] = {
+        key: None for key in os.environ if key.startswith(("AWS_", "PULUMI_"))
+    }
+    scrubbed.update(
+        HOME=str(tmp_path), AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull
+    )
+    # WHEN staging is planned THEN the plan is complete
+    result = CliRunner().invoke(app, ["plan", "--stack", "staging", "--json"], env=scrubbed)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["key_settings"]["fleet"]["instance_type"] == "t4g.medium"
+
+
+def test_the_installed_pyscale_command_has_plan() -> None:
+    pyscale = Path(sys.executable).parent / "pyscale"
+    done = subprocess.run(
+        [pyscale, "plan", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--diff" in done.stdout
