@@ -222,10 +222,11 @@ def test_prod_alb_is_protected_logged_and_behind_waf(shipped_run):
     acl = run.one("aws:wafv2/webAcl:WebAcl").inputs
     association = run.one("aws:wafv2/webAclAssociation:WebAclAssociation").inputs
     statements = {rule["name"]: rule["statement"] for rule in acl["rules"]}
-    encryption = run.one(
+    logs = {r.type: r.inputs for r in run.resources if r.name == "pyscale-prod-access-logs"}
+    encryption = logs[
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
-    ).inputs
-    public_access = run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock").inputs
+    ]
+    public_access = logs["aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"]
 
     assert alb.inputs["enableDeletionProtection"] is True
     assert alb.inputs["accessLogs"]["enabled"] is True
