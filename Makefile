@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STACK ?= dev
 # Programs the tests and the one-machine topology run for real: command=debian-package.
-SYSTEM_PACKAGES := redis-server redis-cli=redis-tools
+SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy
 
 .PHONY: help
 help: ## List the targets
@@ -49,6 +49,11 @@ fmt: $(VENV)/.synced ## Apply ruff fixes and formatting
 .PHONY: bench-app
 bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs Redis down
 	$(VENV)/bin/python bench/bench_app.py
+
+.PHONY: bench
+bench: install ## Benchmark the one-machine topology with wrk; tables + plots in bench/results/<date>/
+	@command -v wrk >/dev/null || scripts/ensure-system-packages wrk
+	$(VENV)/bin/python bench/bench_topology.py
 
 # ---- CI/CD and the policy pack (.github/workflows, policy/) ----------------------------------
 .PHONY: policy-venv

@@ -51,6 +51,7 @@ class TopologyState:
     redis: ProcessRecord | None = None
     haproxy: ProcessRecord | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    wsgi_app: str = "app.wsgi:app"
 
     @property
     def url(self) -> str:

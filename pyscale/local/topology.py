@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +37,9 @@ STARTUP_TIMEOUT_SECONDS = 60
 # local redis-server only.
 AWS_ONLY_VARIABLES = (Env.REDIS_CLUSTER, Env.REDIS_AUTH_SECRET_ARN)
 
+DEFAULT_WSGI_APP = "app.wsgi:app"
+WSGI_APP_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*(\(\))?$")
+
 Progress = Callable[[str], None]
 
 
@@ -45,7 +49,8 @@ def _quiet(_: str) -> None:
 
 @dataclass(frozen=True)
 class TopologySpec:
-    """What to start. `extra_env` reaches every replica (e.g. CACHE_TTL_SECONDS)."""
+    """What to start. `extra_env` reaches every replica (e.g. CACHE_TTL_SECONDS);
+    `wsgi_app` is what gunicorn serves (your own app must honour app/contract.py)."""
 
     replicas: int
     workers: int
@@ -53,6 +58,7 @@ class TopologySpec:
     workdir: Path
     stack: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    wsgi_app: str = DEFAULT_WSGI_APP
 
     def validate(self) -> None:
         if self.replicas < 1:
@@ -62,6 +68,10 @@ class TopologySpec:
         if self.workers < 1:
             raise LocalTopologyError(
                 f"--workers {self.workers}: each replica needs at least 1 gunicorn worker."
+            )
+        if not WSGI_APP_PATTERN.match(self.wsgi_app):
+            raise LocalTopologyError(
+                f"--app {self.wsgi_app!r}: expected module:callable, e.g. {DEFAULT_WSGI_APP}."
             )
         require_free_port(self.port, what="load balancer (HAProxy)", option="--port")
 
@@ -161,6 +171,7 @@ class LocalTopology:
                 for index in range(1, spec.replicas + 1)
             ),
             extra_env=dict(spec.extra_env),
+            wsgi_app=spec.wsgi_app,
         )
         with state.locked(self.workdir):
             state.save(initial)
@@ -256,7 +267,7 @@ class LocalTopology:
         argv = [
             sys.executable, "-m", "gunicorn",
             "--config", str(config_path or gunicorn_config_path()),
-            "app.wsgi:app",
+            self.state().wsgi_app,
         ]  # fmt: skip
         with _signals_deferred():
             record = processes.spawn(
