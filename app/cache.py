@@ -185,6 +185,8 @@ class ReportCache:
         self._client = None
         self._client_lock = threading.Lock()
         self._release_script = None
+        self._near_hits = metrics.cache_hits.labels("near")
+        self._redis_hits = metrics.cache_hits.labels("redis")
 
     @property
     def enabled(self) -> bool:
@@ -195,7 +197,7 @@ class ReportCache:
     def get_or_compute(self, key: str, compute: Callable[[], bytes]) -> CacheResult:
         value = self.near.get(key)
         if value is not None:
-            self.metrics.cache_hits.labels("near").inc()
+            self._near_hits.inc()
             return CacheResult(value, Outcome.HIT, "near")
         if not self.enabled or not self.breaker.allow():
             return self._bypass(key, compute)
@@ -278,7 +280,7 @@ class ReportCache:
 
     def _redis_hit(self, key: str, value: bytes) -> CacheResult:
         self.near.put(key, value, self.settings.ttl_seconds)
-        self.metrics.cache_hits.labels("redis").inc()
+        self._redis_hits.inc()
         return CacheResult(value, Outcome.HIT, "redis")
 
     def _store(self, client, key: str, value: bytes) -> None:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
-from flask import Flask, g, jsonify, request
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.cache import ReportCache
 from app.instance import InstanceIdentity
 from app.lifecycle import Lifecycle
-from app.logs import REQUEST_ID_HEADER, configure_app_logging, request_id_from
+from app.logs import configure_app_logging
 from app.metrics import Metrics
+from app.middleware import REQUEST_ID_ENVIRON_KEY, RequestMiddleware, register_route_label
 from app.redis_client import build_client, fetch_auth_token
 from app.settings import Settings, load_settings
 from app.views import bp
@@ -41,7 +41,7 @@ def create_app(config: Settings | None = None) -> Flask:
     register_extensions(app, settings)
     register_blueprints(app)
     register_errorhandlers(app)
-    register_request_hooks(app)
+    register_middleware(app)
     app.extensions["pyscale"].lifecycle.mark_serving()
     redis_mode = "off" if settings.redis is None else "cluster" if settings.redis.cluster else "on"
     log.info("app ready", extra={"version": settings.app_version, "redis": redis_mode})
@@ -83,25 +83,10 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):
         log.exception("unhandled error")
-        return jsonify(error="internal_error", request_id=g.get("request_id")), 500
+        request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY)
+        return jsonify(error="internal_error", request_id=request_id), 500
 
 
-def register_request_hooks(app: Flask) -> None:
-    metrics = app.extensions["pyscale"].metrics
-
-    @app.before_request
-    def start_request() -> None:
-        g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def finish_request(response):
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        # The route template, not the path: label cardinality stays bounded.
-        endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        status = str(response.status_code)
-        metrics.requests.labels(endpoint, request.method, status).inc()
-        started = g.get("started")
-        if started is not None:
-            metrics.latency.labels(endpoint, status).observe(time.perf_counter() - started)
-        return response
+def register_middleware(app: Flask) -> None:
+    register_route_label(app)
+    app.wsgi_app = RequestMiddleware(app.wsgi_app, app.extensions["pyscale"].metrics)

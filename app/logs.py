@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
-import uuid
 
 from gunicorn.glogging import Logger as GunicornLogger
 
@@ -29,16 +29,16 @@ _RECORD_ATTRIBUTES = frozenset(
 def request_id_from(header_value: str | None) -> str:
     if header_value and _SAFE_REQUEST_ID.match(header_value):
         return header_value
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as a uuid4, a third of the cost
 
 
 def current_request_id() -> str | None:
     """The id of the request being served on this thread, if any."""
     # Imported here so gunicorn's master (which uses JsonFormatter) never imports Flask.
-    from flask import g, has_request_context
+    from flask import has_request_context, request
 
     if has_request_context():
-        return g.get("request_id")
+        return request.environ.get("pyscale.request_id")
     return None
 
 

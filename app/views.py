@@ -67,8 +67,8 @@ def report(raw_n: str):
     result = state.cache.get_or_compute(key, lambda: build_report(n))
     return Response(
         result.body,
-        mimetype="application/json",
-        headers={"X-Cache": result.outcome.value, "X-Cache-Layer": result.layer},
+        content_type="application/json",
+        headers=[("X-Cache", result.outcome.value), ("X-Cache-Layer", result.layer)],
     )
 
 

@@ -105,7 +105,8 @@ def test_a_sane_request_id_is_echoed_and_a_missing_one_generated(client):
 
 
 def test_app_log_lines_are_json_with_the_request_id(app_factory):
-    app = app_factory()
+    # A Redis that refuses connections makes the cache log a warning inside the request.
+    app = app_factory("redis://127.0.0.1:1")
     records: list[str] = []
 
     class Collect(logging.Handler):
@@ -115,17 +116,15 @@ def test_app_log_lines_are_json_with_the_request_id(app_factory):
     handler = Collect()
     logging.getLogger("app").addHandler(handler)
     try:
-        with app.test_request_context("/", headers={"X-Request-ID": "abc-1"}):
-            app.preprocess_request()
-            logging.getLogger("app.views").warning("something happened", extra={"n": 3})
+        app.test_client().get("/api/report/9", headers={"X-Request-ID": "abc-1"})
     finally:
         logging.getLogger("app").removeHandler(handler)
 
-    line = json.loads(records[-1])
-    assert line["request_id"] == "abc-1"
-    assert line["message"] == "something happened"
-    assert line["n"] == 3
-    assert line["level"] == "WARNING"
+    lines = [json.loads(record) for record in records]
+    warning = next(line for line in lines if line["message"].startswith("redis error"))
+    assert warning["request_id"] == "abc-1"
+    assert warning["level"] == "WARNING"
+    assert "Connection" in warning["error"]
 
 
 def test_metrics_count_requests_by_route_template_and_status(client):

@@ -84,7 +84,7 @@ def start_gunicorn(
             raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{running.output()}")
         try:
             return requests.get(running.url + HEALTH_PATH, timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still booting
             return False
 
     try:
