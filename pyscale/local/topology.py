@@ -185,7 +185,6 @@ class LocalTopology:
                 progress(f"{replica.name} healthy on port {replica.port}")
             self._start_haproxy(programs, progress)
         except BaseException:
-            progress("start failed: stopping what started")
             self.stop()
             raise
         return self.state()
@@ -267,6 +266,9 @@ class LocalTopology:
         argv = [
             sys.executable, "-m", "gunicorn",
             "--config", str(config_path or gunicorn_config_path()),
+            # The config binds every interface (on EC2 the ALB comes over the VPC); here
+            # only HAProxy, on loopback, may reach a replica. The command line wins.
+            "--bind", f"{LOOPBACK}:{replica.port}",
             self.state().wsgi_app,
         ]  # fmt: skip
         with _signals_deferred():
@@ -483,7 +485,7 @@ def _http_status(port: int, path: str) -> int | None:
         connection.close()
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _tail(path: Path, lines: int = 8) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except FileNotFoundError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -184,7 +185,10 @@ def test_redis_stopped_and_restarted_under_load_gives_no_5xx_and_caching_resumes
     assert result.statuses[200] == result.total
 
 
-def test_up_stopped_by_a_signal_leaves_no_process_behind(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_up_stopped_by_a_signal_leaves_no_process_behind(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     # GIVEN `pyscale local up` running as a command
     workdir = tmp_path / "work"
     port = free_port()
@@ -215,8 +219,23 @@ def test_up_stopped_by_a_signal_leaves_no_process_behind(tmp_path: Path) -> None
             "haproxy", "replica-1", "replica-2", "redis-server"
         }  # fmt: skip
 
-        # WHEN it receives SIGTERM
-        command.send_signal(signal.SIGTERM)
+        # ... and `pyscale local status` and HAProxy's stats page report it
+        status = subprocess.run(
+            [*PYSCALE, "local", "status", "--json", "--workdir", str(workdir)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        report = json.loads(status.stdout)
+        assert [row["balancer_status"] for row in report["replicas"]] == ["UP", "UP"]
+        assert report["redis_running"]
+        assert report["haproxy_running"]
+        stats_port = load(workdir).stats_port
+        assert get(stats_port, "/;csv")[0] == 200
+
+        # WHEN it receives the signal
+        command.send_signal(stop_signal)
         output, _ = command.communicate(timeout=90)
     finally:
         if command.poll() is None:
@@ -242,3 +261,23 @@ def test_the_command_runs_its_own_processes_only_in_new_sessions(
     for record in topology.state().processes():
         assert os.getpgid(record.pid) == record.pid
         assert os.getsid(record.pid) == record.pid
+
+
+def test_a_replica_that_cannot_start_stops_everything_and_shows_its_log(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    result = subprocess.run(
+        [
+            *PYSCALE, "local", "up", "--replicas", "1", "--workers", "1",
+            "--port", str(free_port()), "--workdir", str(workdir), "--app", "no_such_module:app",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "replica-1 exited while waiting" in output
+    assert "no_such_module" in output  # the tail of gunicorn's own log says why
+    assert result.stderr.startswith("error: replica-1 exited")  # ours: a message, no traceback
+    assert not (workdir / "state.json").exists()
