@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STACK ?= dev
 # Programs the tests and the one-machine topology run for real: command=debian-package.
-SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy
+SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk
 
 .PHONY: help
 help: ## List the targets
@@ -54,6 +54,12 @@ bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs
 bench: install ## Benchmark the one-machine topology with wrk; tables + plots in bench/results/<date>/
 	@command -v wrk >/dev/null || scripts/ensure-system-packages wrk
 	$(VENV)/bin/python bench/bench_topology.py
+
+# ---- Offline plan (pyscale/plan/) -----------------------------------------------------------
+PLAN_FORMAT ?= text
+.PHONY: plan
+plan: $(VENV)/.synced ## Offline plan of STACK, no cloud needed (PLAN_FORMAT=json|markdown, DIFF="dev prod", REPORT=file appends)
+	$(VENV)/bin/pyscale plan $(if $(DIFF),--diff $(DIFF),--stack $(STACK)) $(if $(filter json markdown,$(PLAN_FORMAT)),--$(PLAN_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
 
 # ---- CI/CD and the policy pack (.github/workflows, policy/) ----------------------------------
 .PHONY: policy-venv
