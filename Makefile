@@ -61,6 +61,10 @@ PLAN_FORMAT ?= text
 plan: $(VENV)/.synced ## Offline plan of STACK, no cloud needed (PLAN_FORMAT=json|markdown, DIFF="dev prod", REPORT=file appends)
 	$(VENV)/bin/pyscale plan $(if $(DIFF),--diff $(DIFF),--stack $(STACK)) $(if $(filter json markdown,$(PLAN_FORMAT)),--$(PLAN_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
 
+.PHONY: bench-plan
+bench-plan: $(VENV)/.synced ## Time `pyscale plan --stack prod` end to end (target <= 5 s on 2 cores)
+	$(VENV)/bin/python bench/bench_plan.py
+
 # ---- CI/CD and the policy pack (.github/workflows, policy/) ----------------------------------
 .PHONY: policy-venv
 policy-venv: policy/venv/.installed ## Create policy/venv, the policy pack's own venv the Pulumi CLI runs
