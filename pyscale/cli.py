@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.table import Table
 
 from app.contract import Env
-from pyscale.local import sizing
 from pyscale.local import state as local_state
 from pyscale.local.errors import LocalTopologyError
 from pyscale.local.topology import DEFAULT_WSGI_APP, LocalTopology, TopologySpec
@@ -103,6 +102,10 @@ def up(
     workdir: WorkdirOption = local_state.DEFAULT_WORKDIR,
 ) -> None:
     """Start Redis, the app replicas and HAProxy; Ctrl-C or SIGTERM stops them all."""
+    # Imported here: reading a stack loads the Pulumi SDK and botocore's EC2 model, which
+    # `status` and `roll` need not pay for.
+    from pyscale.local import sizing
+
     size = sizing.resolve(stack=stack, replicas=replicas, workers=workers)
     extra_env = {}
     if size.cache_ttl_seconds is not None:
@@ -120,6 +123,9 @@ def up(
     topology = LocalTopology(workdir)
     topology.programs  # noqa: B018 - fail on a missing program before anything starts
     previous_handler = signal.signal(signal.SIGTERM, _raise_stop)
+    # Explicitly: a shell starting `make run &` makes children ignore SIGINT, and Python
+    # then never turns Ctrl-C into KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with local_state.exclusive_owner(workdir):
         try:
             console.print(f"[bold]pyscale local up[/] — {size.explanation}")
