@@ -39,14 +39,14 @@ except SettingsError as error:
     sys.exit(2)
 
 
-def available_vcpus() -> int:
+def available_vcpus(cpu_max_file: str = "/sys/fs/cgroup/cpu.max") -> int:
     """vCPUs this process may use: CPU affinity, capped by a cgroup v2 CPU quota if any."""
     try:
         count = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         count = os.cpu_count() or 1
     try:
-        with open("/sys/fs/cgroup/cpu.max") as quota_file:
+        with open(cpu_max_file) as quota_file:
             quota, period = quota_file.read().split()
         if quota != "max":
             count = min(count, max(1, math.ceil(int(quota) / int(period))))
@@ -102,7 +102,11 @@ if _settings.redis is not None and _settings.redis.auth_secret_arn:
 def on_starting(server) -> None:
     """Start with an empty metrics directory: files of a previous run's workers would count."""
     directory = os.environ[Env.PROMETHEUS_MULTIPROC_DIR]
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    # The default lives in a shared temp dir under a predictable name: refuse one that
+    # another user created, whose files we would otherwise read and delete.
+    if os.stat(directory).st_uid != os.getuid():
+        sys.exit(f"pyscale app: {Env.PROMETHEUS_MULTIPROC_DIR}={directory} belongs to another user")
     for stale in glob.glob(os.path.join(directory, "*.db")):
         os.remove(stale)
 

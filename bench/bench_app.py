@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,21 @@ class Result:
     p99_ms: float
     errors: int
     cache_outcomes: str
+    spread: str = ""
+
+
+def median_of(results: list[Result]) -> Result:
+    """One row from several rounds: medians, errors summed, the min-max req/s kept."""
+    rates = sorted(r.requests_per_second for r in results)
+    return Result(
+        results[0].row,
+        statistics.median(rates),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+        results[-1].cache_outcomes,
+        f"{rates[0]:,.0f}-{rates[-1]:,.0f}",
+    )
 
 
 def rows(redis_url: str) -> list[Row]:
@@ -122,7 +138,7 @@ def start_gunicorn(row: Row, workdir: Path, args: argparse.Namespace, worker_cla
         **os.environ,
         Env.PORT: str(port),
         Env.PROMETHEUS_MULTIPROC_DIR: str(workdir / f"metrics-{port}"),
-        Env.APP_VERSION: f"bench-{int(time.time())}",
+        Env.APP_VERSION: f"bench-{time.time_ns()}",
         **row.env,
     }
     if args.workers:
@@ -230,6 +246,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5, help="seconds per row (5)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per row (1)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians reported (3)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (2)")
     parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY (formula)")
     parser.add_argument(
@@ -237,7 +254,9 @@ def main() -> None:
         default="gthread",
         help="comma-separated gunicorn worker classes to run every row with (gthread)",
     )
-    parser.add_argument("--only", default=None, help="run only rows whose name contains this")
+    parser.add_argument(
+        "--only", default=None, help="comma-separated: run only rows whose name contains one"
+    )
     args = parser.parse_args()
 
     console = Console(width=150)
@@ -246,11 +265,16 @@ def main() -> None:
     results: dict[str, list[Result]] = {}
     try:
         for worker_class in args.worker_classes.split(","):
-            selected = [r for r in rows(redis.url) if not args.only or args.only in r.name]
-            results[worker_class] = []
-            for row in selected:
-                console.print(f"[dim]{worker_class}: {row.name} ...[/dim]")
-                results[worker_class].append(measure(row, redis, workdir, args, worker_class))
+            wanted = args.only.split(",") if args.only else [""]
+            selected = [r for r in rows(redis.url) if any(w in r.name for w in wanted)]
+            # Rounds interleave the rows, so a burst of load from elsewhere on the machine
+            # hits every row alike instead of skewing one; each row reports its median.
+            rounds: dict[str, list[Result]] = {row.name: [] for row in selected}
+            for round_number in range(1, args.rounds + 1):
+                for row in selected:
+                    console.print(f"[dim]{worker_class} round {round_number}: {row.name}[/dim]")
+                    rounds[row.name].append(measure(row, redis, workdir, args, worker_class))
+            results[worker_class] = [median_of(rounds[row.name]) for row in selected]
     finally:
         redis.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -258,13 +282,17 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     for worker_class, class_results in results.items():
         workers = args.workers or f"{cores}+1 (formula)"
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
         table = Table(
             title=(
                 f"pyscale app on {cores} cores: gunicorn {worker_class}, workers={workers}, "
-                f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s"
+                f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s, "
+                f"median of {args.rounds} rounds "
+                f"(load average at the end: {load})"
             )
         )
-        for column in ("scenario", "req/s", "vs hello", "p50 ms", "p99 ms", "errors", "X-Cache"):
+        columns = ("scenario", "req/s", "vs hello", "req/s range", "p50 ms", "p99 ms", "errors")
+        for column in (*columns, "X-Cache"):
             left = column in ("scenario", "X-Cache")
             table.add_column(column, justify="left" if left else "right")
         hello = next((r for r in class_results if r.row.wsgi == "bench.apps:hello"), None)
@@ -276,6 +304,7 @@ def main() -> None:
                 result.row.name,
                 f"{result.requests_per_second:,.0f}",
                 ratio,
+                result.spread,
                 f"{result.p50_ms:.2f}",
                 f"{result.p99_ms:.2f}",
                 str(result.errors),
