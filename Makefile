@@ -52,7 +52,6 @@ bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs
 
 .PHONY: bench
 bench: install ## Benchmark the one-machine topology with wrk; tables + plots in bench/results/<date>/
-	@command -v wrk >/dev/null || scripts/ensure-system-packages wrk
 	$(VENV)/bin/python bench/bench_topology.py
 
 # ---- Offline plan (pyscale/plan/) -----------------------------------------------------------

@@ -151,6 +151,11 @@ class LocalTopology:
         """
         spec.validate()
         programs = self.programs
+        if (self.workdir / state.STATE_FILE).exists():
+            # Left by an `up` that was killed outright (the caller holds the owner lock,
+            # so no live `up` owns it): stop what that run recorded before starting anew.
+            progress("stopping what a previous run left behind")
+            self.stop()
         config_path = gunicorn_config_path()
         self.workdir.mkdir(parents=True, exist_ok=True)
         for stale in ("metrics", "redis"):

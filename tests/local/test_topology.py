@@ -23,7 +23,7 @@ from pyscale.local import processes
 from pyscale.local.haproxy import HealthCheck
 from pyscale.local.ports import free_port
 from pyscale.local.state import load
-from pyscale.local.topology import LocalTopology
+from pyscale.local.topology import LocalTopology, TopologySpec
 from tests.local.conftest import StartTopology
 from tests.local.loadgen import BoundedLoad
 
@@ -281,3 +281,21 @@ def test_a_replica_that_cannot_start_stops_everything_and_shows_its_log(tmp_path
     assert "no_such_module" in output  # the tail of gunicorn's own log says why
     assert result.stderr.startswith("error: replica-1 exited")  # ours: a message, no traceback
     assert not (workdir / "state.json").exists()
+
+
+def test_up_again_after_a_crash_stops_what_the_crashed_run_left(
+    start_topology: StartTopology,
+) -> None:
+    # GIVEN a topology whose `up` died without stopping anything (its records remain)
+    crashed = start_topology(replicas=1)
+    orphans = crashed.state().processes()
+
+    # WHEN a new `up` starts in the same work directory
+    restarted = LocalTopology(Path(crashed.state().workdir))
+    restarted.start(
+        TopologySpec(replicas=1, workers=1, port=free_port(), workdir=restarted.workdir)
+    )
+
+    # THEN the crashed run's processes are gone and the new ones serve
+    assert [pid for record in orphans for pid in processes.group_members(record.pgid)] == []
+    assert get(restarted.state().port, "/")[0] == 200
