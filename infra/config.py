@@ -444,6 +444,15 @@ def _read_network(reader: _Reader) -> NetworkSettings:
             "existingVpcId",
             "is required when existingPublicSubnetIds/existingPrivateSubnetIds are set",
         )
+    if vpc_id is None and nat is NatStrategy.NONE:
+        # The boot script installs Python packages from PyPI and the app calls Secrets
+        # Manager; the new VPC's only endpoint is the S3 gateway, so instances would hang.
+        reader.problem(
+            "natGateways",
+            "none leaves the app instances of a new VPC without a route to PyPI, Secrets "
+            "Manager, SSM and CloudWatch: use single or perAz (or adopt a VPC with "
+            "existingVpcId whose private subnets have that egress)",
+        )
     if vpc_id is not None:
         if not _VPC_ID.match(vpc_id):
             reader.problem("existingVpcId", f"must look like vpc-0123456789abcdef0, got {vpc_id!r}")

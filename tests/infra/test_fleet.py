@@ -364,3 +364,13 @@ def test_a_warm_pool_keeps_stopped_instances_ready():
     assert group["warmPool"]["poolState"] == "Stopped"
     assert group["capacityRebalance"] is False
     assert "mixedInstancesPolicy" not in group
+
+
+def test_a_new_vpc_without_nat_is_refused_since_instances_could_not_install_the_app():
+    from infra.config import ConfigError
+    from pyscale import stacks
+
+    config = {**stacks.engine_config("dev"), "pyscale:natGateways": "none"}
+
+    with pytest.raises(ConfigError, match=r"pyscale:natGateways: none leaves the app instances"):
+        load_settings(config, "dev")
