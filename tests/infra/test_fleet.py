@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import load_settings
+from infra.config import ConfigError, load_settings
 from infra.fleet import AL2023_AMI_PARAMETERS, GROUP_METRICS
 from infra.release import ARTIFACT_KEY
-from pyscale.offline import ProgramRun, run_stack
+from pyscale import stacks
+from pyscale.offline import ProgramError, ProgramRun, run_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -299,8 +300,6 @@ def test_an_own_app_is_served_by_gunicorn_with_the_blueprints_settings(own_app):
 
 
 def test_a_wsgi_module_that_is_not_in_the_app_fails_before_any_resource():
-    from pyscale.offline import ProgramError
-
     with pytest.raises(ProgramError) as failure:
         run_stack("dev", {"wsgiModule": "shop.wsgi:application"})
 
@@ -367,9 +366,6 @@ def test_a_warm_pool_keeps_stopped_instances_ready():
 
 
 def test_a_new_vpc_without_nat_is_refused_since_instances_could_not_install_the_app():
-    from infra.config import ConfigError
-    from pyscale import stacks
-
     config = {**stacks.engine_config("dev"), "pyscale:natGateways": "none"}
 
     with pytest.raises(ConfigError, match=r"pyscale:natGateways: none leaves the app instances"):

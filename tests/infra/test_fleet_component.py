@@ -1,0 +1,96 @@
+"""The Fleet component on its own, under the offline AWS mocks: what the whole-program runs
+cannot show, such as the resource options the engine receives."""
+
+from __future__ import annotations
+
+import pytest
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_in_stack
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import load_settings
+from infra.fleet import Fleet, FleetArgs, FleetCache, FleetRelease, refresh_max_healthy_percent
+from pyscale import stacks
+from pyscale.offline.mocks import ACCOUNT_ID, AwsMocks
+
+
+class OptionsRecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, keeping each registration's inputs and ignoreChanges."""
+
+    def __init__(self, mocks: AwsMocks) -> None:
+        super().__init__(mocks)
+        self.ignore_changes: dict[str, list[str]] = {}
+        self.inputs: dict[str, dict] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
+        self.ignore_changes[request.name] = list(request.ignoreChanges)
+        self.inputs[request.name] = dict(rpc.deserialize_properties(request.object))
+        return super().RegisterResource(request)
+
+
+def run_component(build) -> OptionsRecordingMonitor:
+    mocks = AwsMocks("us-east-1", ACCOUNT_ID, "pyscale", "component")
+    monitor = OptionsRecordingMonitor(mocks)
+    pulumi_settings.ROOT.set(None)
+    pulumi_mocks.set_mocks(mocks, project="pyscale", stack="component", monitor=monitor)
+    pulumi_settings.ROOT.set(None)
+    try:
+        _sync_await(run_in_stack(build))
+    finally:
+        pulumi_settings.ROOT.set(None)
+    return monitor
+
+
+def fleet_args() -> FleetArgs:
+    settings = load_settings(stacks.engine_config("dev"), "dev")
+    return FleetArgs(
+        settings=settings.fleet,
+        region="us-east-1",
+        private_subnet_ids=["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
+        security_group_id="sg-0123456789abcdef0",
+        target_group_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/app/0123",
+        target_group_arn_suffix="targetgroup/app/0123",
+        load_balancer_arn_suffix="app/alb/4567",
+        release=FleetRelease(
+            bucket_name="releases-bucket",
+            object_key="releases/app.tar",
+            object_arn="arn:aws:s3:::releases-bucket/releases/app.tar",
+            version_id="v1",
+            sha256="a" * 64,
+            app_version="r-aaaaaaaaaaaa",
+            wsgi_module="app.wsgi:app",
+        ),
+        cache=FleetCache(
+            endpoint="master.cache.example",
+            port=6379,
+            tls=True,
+            cluster_mode=False,
+            auth_secret_arn=None,
+            ttl_seconds=300,
+        ),
+        forwarded_allow_ips="10.0.0.0/16",
+    )
+
+
+def test_scaling_owns_the_running_capacity_so_desired_capacity_drift_is_ignored():
+    monitor = run_component(lambda: Fleet("unit", fleet_args()))
+
+    assert monitor.ignore_changes["unit-asg"] == ["desiredCapacity"]
+    assert all(
+        not ignored for name, ignored in monitor.ignore_changes.items() if name != "unit-asg"
+    )
+
+
+def test_without_an_auth_secret_the_role_reads_only_the_release():
+    monitor = run_component(lambda: Fleet("unit", fleet_args()))
+    policy = monitor.inputs["unit-app-access"]
+
+    assert "secretsmanager" not in policy["policy"]
+    assert "arn:aws:s3:::releases-bucket/releases/app.tar" in policy["policy"]
+
+
+@pytest.mark.parametrize(("min_healthy", "max_healthy"), [(90, 190), (100, 200), (0, 100)])
+def test_refresh_launches_before_terminating_within_awss_bounds(min_healthy, max_healthy):
+    assert refresh_max_healthy_percent(min_healthy) == max_healthy
