@@ -7,7 +7,7 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STACK ?= dev
 # Programs the tests and the one-machine topology run for real: command=debian-package.
-SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk
+SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk shellcheck
 
 .PHONY: help
 help: ## List the targets
