@@ -13,7 +13,7 @@ from app.instance import InstanceIdentity
 from app.lifecycle import Lifecycle
 from app.logs import configure_app_logging
 from app.metrics import Metrics
-from app.middleware import REQUEST_ID_ENVIRON_KEY, RequestMiddleware, register_route_label
+from app.middleware import REQUEST_ID_ENVIRON_KEY, RequestMiddleware, RouteLabellingRequest
 from app.redis_client import build_client, fetch_auth_token
 from app.settings import Settings, load_settings
 from app.views import bp
@@ -88,5 +88,5 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_middleware(app: Flask) -> None:
-    register_route_label(app)
+    app.request_class = RouteLabellingRequest
     app.wsgi_app = RequestMiddleware(app.wsgi_app, app.extensions["pyscale"].metrics)

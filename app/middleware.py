@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Flask, request
+from flask import Request
 
 from app.logs import REQUEST_ID_HEADER, request_id_from
 from app.metrics import Metrics
@@ -42,7 +42,7 @@ class RequestMiddleware:
 
         body = self.wsgi_app(environ, start_response_with_id)
         # The route template ("/api/report/<path:raw_n>"), not the path, so label
-        # cardinality stays bounded; register_route_label() records it.
+        # cardinality stays bounded; RouteLabellingRequest records it.
         endpoint = environ.get(ROUTE_ENVIRON_KEY, "unmatched")
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in _KNOWN_METHODS:
@@ -64,12 +64,22 @@ class RequestMiddleware:
         return series
 
 
-def register_route_label(app: Flask) -> None:
-    """Record the matched route template where the middleware can read it after Flask is done
-    (Flask detaches its Request object from the environ when the request ends)."""
+class RouteLabellingRequest(Request):
+    """Flask's Request, also noting the matched route template in the WSGI environ.
 
-    @app.before_request
-    def remember_route() -> None:
-        rule = request.url_rule
+    Flask detaches its Request from the environ when a request ends, so the middleware reads
+    the route from there. Done where Flask assigns the rule rather than in a before_request
+    hook: no extra hook dispatch or context-local lookups on every request.
+    """
+
+    _url_rule = None
+
+    @property
+    def url_rule(self):
+        return self._url_rule
+
+    @url_rule.setter
+    def url_rule(self, rule) -> None:
+        self._url_rule = rule
         if rule is not None:
-            request.environ[ROUTE_ENVIRON_KEY] = rule.rule
+            self.environ[ROUTE_ENVIRON_KEY] = rule.rule

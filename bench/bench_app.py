@@ -82,6 +82,7 @@ class Result:
     p99_ms: float
     errors: int
     cache_outcomes: str
+    cpu_us_per_request: float = 0.0
     spread: str = ""
 
 
@@ -95,6 +96,7 @@ def median_of(results: list[Result]) -> Result:
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
         results[-1].cache_outcomes,
+        statistics.median(r.cpu_us_per_request for r in results),
         f"{rates[0]:,.0f}-{rates[-1]:,.0f}",
     )
 
@@ -183,8 +185,9 @@ def run_wrk(url: str, args: argparse.Namespace, duration: float, script: str | N
     return parse_wrk(output)
 
 
-def parse_wrk(output: str) -> tuple[float, float, float, int]:
+def parse_wrk(output: str) -> tuple[float, float, float, int, int]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    completed = int(re.search(r"(\d+) requests in", output).group(1))
 
     def percentile(label: str) -> float:
         match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\b", output, re.MULTILINE)
@@ -199,7 +202,30 @@ def parse_wrk(output: str) -> tuple[float, float, float, int]:
     )
     if socket_errors:
         errors += sum(int(x) for x in socket_errors.groups())
-    return rps, percentile("50"), percentile("99"), errors
+    return rps, percentile("50"), percentile("99"), errors, completed
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def gunicorn_cpu_seconds(master_pid: int) -> float:
+    """CPU time (user + system) of a gunicorn master and its workers, from /proc.
+
+    Throughput on a shared machine swings with whatever else runs; the CPU a request costs
+    the app barely does, so the table reports both.
+    """
+    total = 0.0
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat_file.read_text()
+        except OSError:
+            continue
+        pid = int(stat_file.parent.name)
+        fields = text[text.rindex(")") + 2 :].split()
+        parent = int(fields[1])
+        if pid == master_pid or parent == master_pid:
+            total += (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return total
 
 
 def cache_outcomes(base: str) -> str:
@@ -232,13 +258,16 @@ def measure(row: Row, redis: RedisServer, workdir: Path, args, worker_class: str
     try:
         if row.script is None:
             run_wrk(base + row.path, args, args.warmup, None, workdir)
-        rps, p50, p99, errors = run_wrk(base + row.path, args, args.duration, row.script, workdir)
+        cpu_before = gunicorn_cpu_seconds(process.pid)
+        measured = run_wrk(base + row.path, args, args.duration, row.script, workdir)
+        cpu_per_request = (gunicorn_cpu_seconds(process.pid) - cpu_before) / max(1, measured[4])
+        rps, p50, p99, errors, _ = measured
         outcomes = cache_outcomes(base) if row.wsgi.startswith("app.") else ""
     finally:
         process.terminate()
         process.wait(timeout=40)
         log.close()
-    return Result(row, rps, p50, p99, errors, outcomes)
+    return Result(row, rps, p50, p99, errors, outcomes, cpu_us_per_request=cpu_per_request * 1e6)
 
 
 def main() -> None:
@@ -291,7 +320,10 @@ def main() -> None:
                 f"(load average at the end: {load})"
             )
         )
-        columns = ("scenario", "req/s", "vs hello", "req/s range", "p50 ms", "p99 ms", "errors")
+        columns = (
+            "scenario", "req/s", "vs hello", "req/s range", "app CPU µs/req", "CPU vs hello",
+            "p50 ms", "p99 ms", "errors",
+        )  # fmt: skip
         for column in (*columns, "X-Cache"):
             left = column in ("scenario", "X-Cache")
             table.add_column(column, justify="left" if left else "right")
@@ -305,6 +337,8 @@ def main() -> None:
                 f"{result.requests_per_second:,.0f}",
                 ratio,
                 result.spread,
+                f"{result.cpu_us_per_request:,.0f}",
+                f"{hello.cpu_us_per_request / result.cpu_us_per_request:.2f}x" if hello else "-",
                 f"{result.p50_ms:.2f}",
                 f"{result.p99_ms:.2f}",
                 str(result.errors),

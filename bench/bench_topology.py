@@ -154,7 +154,8 @@ class Bench:
         else:
             command.append(url)
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        return parse_wrk(output)
+        rps, p50, p99, errors, *_ = parse_wrk(output)  # later fields: extras we do not use
+        return rps, p50, p99, errors
 
 
 # --- the sweeps ------------------------------------------------------------------------------
@@ -247,7 +248,8 @@ def markdown(measurements: list[Measurement], info: dict[str, str], args, when: 
         f"# One-machine topology benchmark — {when}",
         "",
         f"**{info['cores']} cores** ({info['cpu']}); {info['os']}; Python {info['python']}; "
-        f"{info['haproxy']}; {info['redis']}; {info['wrk']}.",
+        f"{info['haproxy']}; {info['redis']}; {info['wrk']}. "
+        f"1-minute load average: {info['load_average']}.",
         "",
         f"Every request through HAProxy. wrk `-t{args.threads} -c{args.connections} "
         f"-d{args.duration}s` after a {args.warmup}s warm-up (misses: no warm-up, every "
@@ -354,6 +356,7 @@ def main() -> None:
         parser.error(f"--sweeps: unknown {sorted(unknown)}; choose from {list(SWEEPS)}")
 
     cores = sizing.local_cores()
+    load_before = os.getloadavg()[0]
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     output = args.output or RESULTS_DIR / when
     started = time.monotonic()
@@ -368,6 +371,8 @@ def main() -> None:
 
     output.mkdir(parents=True, exist_ok=True)
     info = machine(cores)
+    # Other work on the machine skews every row alike; say how busy it was.
+    info["load_average"] = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     (output / "results.json").write_text(
         json.dumps(
             {
