@@ -52,6 +52,7 @@ def render_config(
     stats_port: int,
     socket_path: Path,
     backends: list[Backend],
+    concurrency_per_replica: int,
     health_check: HealthCheck = HealthCheck(),
 ) -> str:
     """The whole haproxy.cfg for the topology (validated by `haproxy -c` before use)."""
@@ -59,7 +60,11 @@ def render_config(
     default_server = (
         f"inter {check.interval_ms}ms fastinter {check.interval_ms}ms "
         f"downinter {check.interval_ms}ms rise {check.healthy_threshold} "
-        f"fall {check.unhealthy_threshold} observe layer4 error-limit 1 on-error mark-down"
+        f"fall {check.unhealthy_threshold} observe layer4 error-limit 1 on-error mark-down "
+        # At most as many requests per replica as it has threads to run them; the rest
+        # wait in HAProxy's queue, not in gunicorn's, so a saturated replica still answers
+        # its health check promptly instead of being taken out for being busy.
+        f"maxconn {concurrency_per_replica}"
     )
     servers = "\n".join(
         f"    server {backend.name} 127.0.0.1:{backend.port} check" for backend in backends
@@ -85,6 +90,8 @@ defaults
     timeout server 60s
     timeout http-keep-alive 10s
     timeout check {health_check.timeout_ms}ms
+    # How long a request may wait for a free replica thread (see maxconn below).
+    timeout queue 30s
     # A request whose connection to a replica fails (refused: the replica just died or is
     # restarting) goes to another replica instead of failing: the ALB does the same for
     # targets that refuse connections.

@@ -12,6 +12,7 @@ import http.client
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from pathlib import Path
 import redis
 
 from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
+from app.settings import SettingsError
+from app.settings import load_settings as load_app_settings
 from pyscale.local import haproxy, processes, state
 from pyscale.local.errors import LocalTopologyError
 from pyscale.local.ports import LOOPBACK, free_port, require_free_port
@@ -159,7 +162,7 @@ class LocalTopology:
         config_path = gunicorn_config_path()
         self.workdir.mkdir(parents=True, exist_ok=True)
         for stale in ("metrics", "redis"):
-            subprocess.run(["rm", "-rf", str(self.workdir / stale)], check=True)
+            shutil.rmtree(self.workdir / stale, ignore_errors=True)
         socket_path = _unix_socket_path(self.workdir / "haproxy.sock")
         initial = TopologyState(
             workdir=str(self.workdir),
@@ -248,8 +251,6 @@ class LocalTopology:
     def _replica_env(self, name: str, port: int) -> dict[str, str]:
         current = self.state()
         metrics_dir = self.workdir / "metrics" / name
-        subprocess.run(["rm", "-rf", str(metrics_dir)], check=True)
-        metrics_dir.mkdir(parents=True)
         env = {key: value for key, value in os.environ.items() if key not in AWS_ONLY_VARIABLES}
         env.update(
             {
@@ -266,6 +267,15 @@ class LocalTopology:
         env.update(current.extra_env)
         return env
 
+    def _threads_per_worker(self) -> int:
+        """WEB_THREADS as the app reads it (app/settings.py), from a replica's environment."""
+        environ = self._replica_env("replica-probe", 0)
+        environ.pop(Env.PORT)
+        try:
+            return load_app_settings(environ).server.web_threads
+        except SettingsError as error:
+            raise LocalTopologyError(str(error)) from None
+
     def _spawn_replica(self, name: str, config_path: Path | None = None) -> ReplicaState:
         replica = self.state().replica(name)
         argv = [
@@ -276,11 +286,16 @@ class LocalTopology:
             "--bind", f"{LOOPBACK}:{replica.port}",
             self.state().wsgi_app,
         ]  # fmt: skip
+        env = self._replica_env(name, replica.port)
+        # A fresh metrics directory: a previous process's files would count.
+        metrics_dir = Path(env[Env.PROMETHEUS_MULTIPROC_DIR])
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
         with _signals_deferred():
             record = processes.spawn(
                 name,
                 argv,
-                env=self._replica_env(name, replica.port),
+                env=env,
                 log_path=self.workdir / "logs" / f"{name}.log",
                 cwd=app_directory().parent,
             )
@@ -304,6 +319,7 @@ class LocalTopology:
                 stats_port=current.stats_port,
                 socket_path=Path(current.socket_path),
                 backends=[haproxy.Backend(r.name, r.port) for r in current.replicas],
+                concurrency_per_replica=current.workers * self._threads_per_worker(),
             )
         )
         check = subprocess.run(
@@ -361,6 +377,9 @@ class LocalTopology:
         leftovers = self.leftover_processes(records)
         if not leftovers:
             state.remove(self.workdir)
+            socket_dir = Path(current.socket_path).parent
+            if socket_dir != self.workdir:  # the short private directory made for it
+                shutil.rmtree(socket_dir, ignore_errors=True)
         return StopReport(forced=tuple(forced), leftover_pids=tuple(leftovers))
 
     def leftover_processes(self, records: list[ProcessRecord]) -> list[int]:
@@ -418,12 +437,16 @@ class LocalTopology:
         api.set_state(name, "drain")
         # Drain: no new requests; in-flight ones get up to the app's graceful timeout,
         # the figure the ALB's deregistration delay uses.
-        _wait_for(
-            lambda: api.server_stats()[name].current_sessions == 0,
-            f"{name}'s in-flight requests to finish",
-            None,
-            timeout_seconds=GRACEFUL_TIMEOUT_SECONDS,
-        )
+        try:
+            _wait_for(
+                lambda: api.server_stats()[name].current_sessions == 0,
+                f"{name}'s in-flight requests to finish",
+                None,
+                timeout_seconds=GRACEFUL_TIMEOUT_SECONDS,
+            )
+        except LocalTopologyError:
+            # As the ALB after its deregistration delay: stop waiting and move on.
+            progress(f"{name}: still busy after {GRACEFUL_TIMEOUT_SECONDS} s; stopping it")
         # Maintenance stops the health checks too, so the stop below is not a failure.
         api.set_state(name, "maint")
         if replica.process is not None:
