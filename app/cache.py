@@ -35,7 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import ReadOnlyError, RedisClusterException, RedisError
 
 from app.metrics import Metrics
 from app.settings import CacheSettings
@@ -48,6 +48,8 @@ _RELEASE_LOCK = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+# RedisCluster raises RedisClusterException (not a RedisError) when no node answers.
+REDIS_ERRORS = (RedisError, RedisClusterException)
 _FIRST_POLL_SECONDS = 0.002
 _MAX_POLL_SECONDS = 0.05
 
@@ -203,7 +205,7 @@ class ReportCache:
             return self._bypass(key, compute)
         try:
             return self._through_redis(key, compute)
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._redis_failed(error)
             return self._bypass(key, compute)
 
@@ -215,7 +217,7 @@ class ReportCache:
             return False
         try:
             self._redis().ping()
-        except RedisError as error:
+        except REDIS_ERRORS as error:
             self._redis_failed(error)
             return False
         self.breaker.record_success()
@@ -245,18 +247,13 @@ class ReportCache:
         token = secrets.token_hex(8)
         lock_ms = math.ceil(self.settings.lock_timeout_seconds * 1000)
         if client.set(lock_key, token, nx=True, px=lock_ms):
-            try:
-                # Check again under the lock: the previous holder may have stored the value
-                # and released the lock between our GET and our SET NX.
-                value = client.get(key)
-                if value is not None:
-                    return self._redis_hit(key, value)
-                value = self._compute(compute)
-                self._store(client, key, value)
-            finally:
-                self._release_script(keys=[lock_key], args=[token], client=client)
-            self.metrics.cache_misses.inc()
-            return CacheResult(value, Outcome.MISS, "compute")
+            # Check again under the lock: the previous holder may have stored the value and
+            # released the lock between our GET and our SET NX.
+            value = client.get(key)
+            if value is not None:
+                self._release(client, lock_key, token)
+                return self._redis_hit(key, value)
+            return self._compute_and_store(client, key, compute, lock_key, token)
 
         # Someone else is computing it: wait for their value rather than duplicating work.
         deadline = time.monotonic() + self.settings.lock_timeout_seconds
@@ -273,19 +270,40 @@ class ReportCache:
                     return self._redis_hit(key, value)
                 break  # the holder gave up without storing: compute ourselves
         self.metrics.lock_fallbacks.inc()
-        value = self._compute(compute)
-        self._store(client, key, value)
+        return self._compute_and_store(client, key, compute)
+
+    def _compute_and_store(
+        self, client, key: str, compute, lock_key: str | None = None, token: str | None = None
+    ) -> CacheResult:
+        """Compute, then store and release; once computed, the value is served even if
+        Redis fails now (the failure still counts towards the breaker)."""
+        try:
+            value = self._compute(compute)
+        except BaseException:
+            if lock_key is not None:
+                self._release(client, lock_key, token)
+            raise
         self.metrics.cache_misses.inc()
+        self.near.put(key, value, self.settings.ttl_seconds)
+        try:
+            client.set(key, value, ex=self._ttl_with_jitter())
+        except REDIS_ERRORS as error:
+            self._redis_failed(error)
+        if lock_key is not None:
+            self._release(client, lock_key, token)
         return CacheResult(value, Outcome.MISS, "compute")
+
+    def _release(self, client, lock_key: str, token: str | None) -> None:
+        """Give the lock back if it is still ours; if Redis is gone, it expires by itself."""
+        try:
+            self._release_script(keys=[lock_key], args=[token], client=client)
+        except REDIS_ERRORS as error:
+            self._redis_failed(error)
 
     def _redis_hit(self, key: str, value: bytes) -> CacheResult:
         self.near.put(key, value, self.settings.ttl_seconds)
         self._redis_hits.inc()
         return CacheResult(value, Outcome.HIT, "redis")
-
-    def _store(self, client, key: str, value: bytes) -> None:
-        client.set(key, value, ex=self._ttl_with_jitter())
-        self.near.put(key, value, self.settings.ttl_seconds)
 
     def _ttl_with_jitter(self) -> int:
         stretch = random.uniform(0, self.settings.ttl_jitter)  # noqa: S311 (not security)
@@ -301,7 +319,7 @@ class ReportCache:
         self.metrics.cache_bypasses.inc()
         return CacheResult(value, Outcome.BYPASS, "compute")
 
-    def _redis_failed(self, error: RedisError) -> None:
+    def _redis_failed(self, error: Exception) -> None:
         self.metrics.cache_errors.inc()
         self.breaker.record_failure()
         if isinstance(error, ReadOnlyError) and self._client is not None:

@@ -68,3 +68,30 @@ def test_the_app_starts_and_serves_while_redis_is_down(redis_server, app_factory
 
     assert app.test_client().get("/api/report/63").status_code == 200
     assert app.test_client().get("/readyz").status_code == 200
+
+
+def test_a_value_computed_while_redis_dies_is_served_and_computed_once(redis_server, app_factory):
+    app = app_factory(redis_server.url, NEAR_CACHE_MAX_BYTES="0")
+    cache = app.extensions["pyscale"].cache
+
+    def compute_while_redis_dies() -> bytes:
+        redis_server.stop()  # between taking the lock and storing the value
+        return b"report"
+
+    result = cache.get_or_compute("pyscale:test:dies-mid-miss", compute_while_redis_dies)
+
+    assert (result.body, result.outcome.value) == (b"report", "miss")
+    assert metric(app, "pyscale_report_computations_total") == 1
+    assert metric(app, "pyscale_cache_errors_total") >= 1
+
+
+def test_a_cluster_that_is_down_at_start_degrades_instead_of_failing(app_factory):
+    from tests.support.servers import free_port
+
+    app = app_factory(f"redis://127.0.0.1:{free_port()}", REDIS_CLUSTER="true")
+
+    response = app.test_client().get("/api/report/64")
+
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "bypass"
+    assert app.test_client().get("/readyz").get_json()["status"] == "degraded"
