@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from pyscale import stacks
 from pyscale.cli import app
 from pyscale.offline import run_stack
-from pyscale.plan import diff_plans
+from pyscale.plan import diff_plans, load_schema
 
 STACKS = stacks.stack_names()
 COMPONENTS = {
@@ -167,3 +168,37 @@ def test_the_installed_pyscale_command_has_plan() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "--diff" in done.stdout
+
+
+def undeclared_keys(document: Any, schema: dict[str, Any], root: dict[str, Any], path: str):
+    """Keys in ``document`` that ``schema`` (following $ref/oneOf) does not declare."""
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    if "oneOf" in schema:
+        kind = document.get("kind")
+        schema = next(s for s in schema["oneOf"] if s["$ref"].endswith(kind))
+        yield from undeclared_keys(document, schema, root, path)
+        return
+    if isinstance(document, dict) and "properties" in schema:
+        for key, value in document.items():
+            if key not in schema["properties"]:
+                yield f"{path}.{key}"
+            else:
+                yield from undeclared_keys(value, schema["properties"][key], root, f"{path}.{key}")
+    elif isinstance(document, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(document):
+            yield from undeclared_keys(item, schema["items"], root, f"{path}[{index}]")
+
+
+def test_every_field_the_plan_and_diff_emit_is_documented_in_the_schema(plan_json) -> None:
+    # The schema lets consumers ignore fields added later; this keeps it describing them all.
+    schema = load_schema()
+    for document in (plan_json("prod"), diff_plans(plan_json("dev"), plan_json("prod"))):
+        assert list(undeclared_keys(document, schema, schema, "$")) == []
+    # and the check sees an undocumented field where one is
+    fleet = {**plan_json("dev")["key_settings"]["fleet"], "spot": True}
+    extended = {
+        **plan_json("dev"),
+        "key_settings": {**plan_json("dev")["key_settings"], "fleet": fleet},
+    }
+    assert list(undeclared_keys(extended, schema, schema, "$")) == ["$.key_settings.fleet.spot"]
