@@ -128,6 +128,8 @@ fleet = Fleet(
             "*" if settings.network.adopts_existing_vpc else settings.network.vpc_cidr
         ),
         log_retention_days=settings.monitoring.log_retention_days,
+        # Provider default tags do not reach the ASG or the instances it launches.
+        tags=settings.tag_map,
     ),
 )
 monitoring = Monitoring(

@@ -28,6 +28,10 @@ from infra import instance_types, regions
 
 NAMESPACE = "pyscale"
 REGION_KEY = "aws:region"
+# The aws provider's own setting: pulumi-aws applies these tags to every taggable resource.
+# The program forwards them where the provider cannot reach: the Auto Scaling group (with
+# propagate_at_launch) and the launch template's instance and volume tag specifications.
+DEFAULT_TAGS_KEY = "aws:defaultTags"
 
 KeyType = Literal["string", "integer", "boolean", "array", "object"]
 
@@ -317,7 +321,13 @@ class Settings:
     fleet: FleetSettings
     release: ReleaseSettings
     monitoring: MonitoringSettings
+    # From aws:defaultTags; sorted (key, value) pairs so the settings stay hashable.
+    tags: tuple[tuple[str, str], ...] = field(default=())
     warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def tag_map(self) -> dict[str, str]:
+        return dict(self.tags)
 
 
 class ConfigError(pulumi.RunError):
@@ -424,6 +434,35 @@ def _read_region(reader: _Reader) -> str:
         suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
         reader.problem(REGION_KEY, f"{region!r} is not an AWS region{suggestion}")
     return region
+
+
+def _read_default_tags(reader: _Reader) -> tuple[tuple[str, str], ...]:
+    """aws:defaultTags is ``{tags: {Key: value}}``; AWS tag rules checked here, before the
+    provider would refuse them resource by resource."""
+    raw = reader.config.get(DEFAULT_TAGS_KEY)
+    if raw is None:
+        return ()
+    expected = "must be an object {tags: {Key: value, ...}} of strings"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        reader.problem(DEFAULT_TAGS_KEY, f"{expected}, got {raw!r}")
+        return ()
+    tags = value.get("tags") if isinstance(value, dict) else None
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        reader.problem(DEFAULT_TAGS_KEY, f"{expected}, got {raw!r}")
+        return ()
+    for key, tag_value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            reader.problem(
+                DEFAULT_TAGS_KEY,
+                f"tag key {key!r} must be 1-128 characters and not start with 'aws:'",
+            )
+        if len(tag_value) > 256:
+            reader.problem(DEFAULT_TAGS_KEY, f"tag {key!r}: value is longer than 256 characters")
+    return tuple(sorted(tags.items()))
 
 
 def _read_network(reader: _Reader) -> NetworkSettings:
@@ -796,6 +835,7 @@ def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPAC
     fleet = _read_fleet(reader)
     release = _read_release(reader)
     monitoring = _read_monitoring(reader)
+    tags = _read_default_tags(reader)
     if reader.problems:
         raise ConfigError(stack, reader.problems)
     warnings = []
@@ -814,6 +854,7 @@ def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPAC
         fleet=fleet,
         release=release,
         monitoring=monitoring,
+        tags=tags,
         warnings=tuple(warnings),
     )
 

@@ -176,6 +176,19 @@ def test_tags_propagate_to_instances(each_stack_run):
     assert all(tag["propagateAtLaunch"] is True for tag in tags)
 
 
+def test_the_stacks_default_tags_reach_the_group_and_its_instances(each_stack_run):
+    """Provider default tags skip Auto Scaling groups and what they launch: the program
+    forwards aws:defaultTags to both."""
+    stack_tags = settings_of(each_stack_run).tag_map
+    group_tags = {t["key"]: t["value"] for t in each_stack_run.one(ASG).inputs["tags"]}
+    template = each_stack_run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs
+
+    assert stack_tags["Environment"] == settings_of(each_stack_run).stack
+    assert stack_tags.items() <= group_tags.items()
+    for specification in template["tagSpecifications"]:
+        assert stack_tags.items() <= specification["tags"].items()
+
+
 def test_stack_exports_the_group_artifact_instance_type_and_architecture(each_stack_run):
     fleet = settings_of(each_stack_run).fleet
     outputs = each_stack_run.stack_outputs

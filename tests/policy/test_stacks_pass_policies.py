@@ -50,12 +50,6 @@ def test_stack_instance_types_are_on_its_allow_list(stack):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-@pytest.mark.xfail(
-    strict=True,
-    reason="FINDING (reported to the lead): the program tags resources with Name only; "
-    "Project/Environment need the stacks' aws:defaultTags or tags in the components. "
-    "Strict: this starts failing once fixed, so the marker gets removed.",
-)
 def test_stack_resources_carry_the_required_tags(stack):
     advised = [v for v in judge(stack) if v.policy == "required-tags"]
     assert advised == [], describe(advised)
