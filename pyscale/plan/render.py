@@ -177,6 +177,8 @@ def diff_renderable(diff: Mapping[str, Any]) -> RenderableType:
 # --------------------------------------------------------------------------------------------
 def _cell(value: Any) -> str:
     text = text_of(value) if not isinstance(value, str) else value
+    # GitHub renders Markdown with inline HTML: `pyscale-<stack>-alb` would lose "<stack>".
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("|", "\\|").replace("\n", " ")
 
 

@@ -9,6 +9,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from pyscale.plan import build_plan, diff_plans
+from pyscale.plan.render import diff_markdown
 from pyscale.plan.wire import SECRET_SIG, SECRET_SIG_KEY, SECRET_TEXT, UNKNOWN, lookup, plain
 
 STACK_URN = "urn:pulumi:test::pyscale::pulumi:pulumi:Stack::pyscale-test"
@@ -194,3 +195,14 @@ def test_diff_matches_resources_across_stacks_by_name_without_the_stack() -> Non
 def test_plans_of_identical_runs_have_no_differences() -> None:
     diff = diff_plans(build_plan(small_run()), build_plan(small_run()))
     assert diff["settings"] == diff["resource_counts"] == diff["resource_settings"] == []
+
+
+def test_markdown_diff_keeps_the_stack_placeholder_visible_on_github() -> None:
+    diff = diff_plans(
+        build_plan(small_run("dev", "t4g.small")), build_plan(small_run("prod", "m7g.large"))
+    )
+    markdown = diff_markdown(diff)
+    assert "| fleet.instance_type | t4g.small | m7g.large |" in markdown
+    # a bare <stack> would be swallowed as an HTML tag
+    assert "app-&lt;stack&gt;-lt" in markdown
+    assert "<stack>" not in markdown
