@@ -7,6 +7,7 @@ offline runner, as the command runs it) and shared by every spec that only reads
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,12 +23,25 @@ TERMINAL = {"COLUMNS": "240", "NO_COLOR": "1", "TERM": "dumb"}
 
 
 @pytest.fixture(scope="session")
-def run_cli() -> Callable[..., Any]:
-    """``run_cli("plan", "--stack", "dev")`` -> click Result (stdout and stderr apart)."""
+def run_cli(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """``run_cli("plan", "--stack", "dev")`` -> click Result (stdout and stderr apart).
+
+    Every invocation runs with no AWS or Pulumi variable and a home without credentials
+    files, as on a fork's pull request: a plan must never need them.
+    """
     runner = CliRunner()
+    env: dict[str, str | None] = {
+        key: None for key in os.environ if key.startswith(("AWS_", "PULUMI_"))
+    }
+    env.update(
+        TERMINAL,
+        HOME=str(tmp_path_factory.mktemp("home")),
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
 
     def invoke(*args: str):
-        return runner.invoke(app, list(args), env=TERMINAL)
+        return runner.invoke(app, list(args), env=env)
 
     return invoke
 

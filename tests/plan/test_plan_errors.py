@@ -23,7 +23,7 @@ def test_unknown_stack_lists_the_known_stacks(run_cli) -> None:
 
 
 def test_unknown_stack_in_a_diff_lists_the_known_stacks(run_cli) -> None:
-    result = run_cli("plan", "--diff", "dev", "qa", "--json")
+    result = run_cli("plan", "--diff", "qa", "dev", "--json")
     assert_clean_failure(result, "unknown stack 'qa'", "prod")
 
 
