@@ -58,7 +58,7 @@ bench: install ## Benchmark the one-machine topology with wrk; tables + plots in
 PLAN_FORMAT ?= text
 .PHONY: plan
 plan: $(VENV)/.synced ## Offline plan of STACK, no cloud needed (PLAN_FORMAT=json|markdown, DIFF="dev prod", REPORT=file appends)
-	$(VENV)/bin/pyscale plan $(if $(DIFF),--diff $(DIFF),--stack $(STACK)) $(if $(filter json markdown,$(PLAN_FORMAT)),--$(PLAN_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
+	@$(VENV)/bin/pyscale plan $(if $(DIFF),--diff $(DIFF),--stack $(STACK)) $(if $(filter json markdown,$(PLAN_FORMAT)),--$(PLAN_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
 
 .PHONY: bench-plan
 bench-plan: $(VENV)/.synced ## Time `pyscale plan --stack prod` end to end (target <= 5 s on 2 cores)
