@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from app.contract import HEALTH_PATH, Env  # noqa: E402
 from bench.bench_app import MISS_SCRIPT, parse_wrk  # noqa: E402  (one parser, one script)
-from pyscale.local import sizing  # noqa: E402
+from pyscale.local import processes, sizing  # noqa: E402
 from pyscale.local.ports import free_port  # noqa: E402
 from pyscale.local.topology import LocalTopology, TopologySpec  # noqa: E402
 
@@ -85,6 +85,9 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int
+    # CPU (user + system) of HAProxy, the replicas and Redis per request: unlike req/s,
+    # barely moved by whatever else the machine runs meanwhile.
+    cpu_ms_per_request: float
     series: str = ""  # for the sweeps plotted as lines: which line the point is on
 
 
@@ -130,14 +133,27 @@ class Bench:
         url = f"http://127.0.0.1:{state.port}{path}"
         if script is None:  # a miss run must not warm the keys it is about to miss
             self._wrk(url, self.args.warmup, None)
-        rps, p50, p99, errors = self._wrk(url, self.args.duration, script)
+        groups = [record.pgid for record in state.processes()]
+        cpu_before = sum(processes.group_cpu_seconds(pgid) for pgid in groups)
+        rps, p50, p99, errors, completed = self._wrk(url, self.args.duration, script)
+        cpu_seconds = sum(processes.group_cpu_seconds(pgid) for pgid in groups) - cpu_before
         measurement = Measurement(
-            sweep, label, len(state.replicas), state.workers, path, rps, p50, p99, errors, series
+            sweep,
+            label,
+            len(state.replicas),
+            state.workers,
+            path,
+            rps,
+            p50,
+            p99,
+            errors,
+            cpu_seconds * 1000 / max(completed, 1),
+            series,
         )
         self.measurements.append(measurement)
         print(
             f"  {sweep:<10} {label:<34} {rps:>9,.0f} req/s  p50 {p50:7.2f} ms  "
-            f"p99 {p99:7.2f} ms  errors {errors}",
+            f"p99 {p99:7.2f} ms  errors {errors}  CPU {measurement.cpu_ms_per_request:.2f} ms/req",
             flush=True,
         )
         return measurement
@@ -154,8 +170,8 @@ class Bench:
         else:
             command.append(url)
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        rps, p50, p99, errors, *_ = parse_wrk(output)  # later fields: extras we do not use
-        return rps, p50, p99, errors
+        rps, p50, p99, errors, completed, *_ = parse_wrk(output)
+        return rps, p50, p99, errors, completed
 
 
 # --- the sweeps ------------------------------------------------------------------------------
@@ -254,6 +270,8 @@ def markdown(measurements: list[Measurement], info: dict[str, str], args, when: 
         f"Every request through HAProxy. wrk `-t{args.threads} -c{args.connections} "
         f"-d{args.duration}s` after a {args.warmup}s warm-up (misses: no warm-up, every "
         "request a new key), running on the same cores as what it measures. "
+        "CPU ms/req is the CPU time HAProxy, the replicas and Redis spent per completed "
+        "request: on a busy machine it moves far less than req/s, so compare rows by it. "
         "Produced by `make bench` (bench/bench_topology.py).",
     ]
     titles = {
@@ -272,12 +290,12 @@ def markdown(measurements: list[Measurement], info: dict[str, str], args, when: 
             "",
             f"![{sweep}]({sweep}.png)",
             "",
-            "| scenario | replicas x workers | req/s | p50 ms | p99 ms | errors |",
-            "|---|---|---:|---:|---:|---:|",
+            "| scenario | replicas x workers | req/s | p50 ms | p99 ms | errors | CPU ms/req |",
+            "|---|---|---:|---:|---:|---:|---:|",
         ]
         lines += [
             f"| {m.label} | {m.replicas} x {m.workers} | {m.requests_per_second:,.0f} | "
-            f"{m.p50_ms:.2f} | {m.p99_ms:.2f} | {m.errors} |"
+            f"{m.p50_ms:.2f} | {m.p99_ms:.2f} | {m.errors} | {m.cpu_ms_per_request:.2f} |"
             for m in rows
         ]
     return "\n".join(lines) + "\n"
@@ -294,7 +312,7 @@ def plot(measurements: list[Measurement], sweep: str, path: Path) -> None:
     rows = [m for m in measurements if m.sweep == sweep]
     if not rows:
         return
-    figure, (throughput, latency) = plt.subplots(1, 2, figsize=(12, 4.5))
+    figure, (throughput, latency, cpu) = plt.subplots(1, 3, figsize=(16, 4.5))
     if any(m.series for m in rows):
         count = "replicas" if sweep == "replicas" else "workers"
         for series in dict.fromkeys(m.series for m in rows):
@@ -303,7 +321,8 @@ def plot(measurements: list[Measurement], sweep: str, path: Path) -> None:
             throughput.plot(xs, [m.requests_per_second for m in points], "o-", label=series)
             latency.plot(xs, [m.p50_ms for m in points], "o-", label=f"{series} p50")
             latency.plot(xs, [m.p99_ms for m in points], "s--", label=f"{series} p99")
-        for axes in (throughput, latency):
+            cpu.plot(xs, [m.cpu_ms_per_request for m in points], "o-", label=series)
+        for axes in (throughput, latency, cpu):
             axes.set_xlabel(f"{count} per replica" if count == "workers" else count)
             axes.set_xticks(sorted({getattr(m, count) for m in rows}))
             axes.set_yscale("log")
@@ -311,6 +330,7 @@ def plot(measurements: list[Measurement], sweep: str, path: Path) -> None:
             axes.legend(fontsize=8)
         throughput.set_ylabel("requests / s (log; higher is better)")
         latency.set_ylabel("latency, ms (log; lower is better)")
+        cpu.set_ylabel("CPU ms per request (log; lower is better)")
     else:
         positions = list(range(len(rows)))
         throughput.barh(positions, [m.requests_per_second for m in rows], color="tab:blue")
@@ -324,7 +344,11 @@ def plot(measurements: list[Measurement], sweep: str, path: Path) -> None:
         latency.set_yticks(positions, [""] * len(rows))
         latency.set_xscale("log")
         latency.set_xlabel("latency, ms (log; lower is better)")
-        for axes in (throughput, latency):
+        cpu.barh(positions, [m.cpu_ms_per_request for m in rows], color="tab:green")
+        cpu.set_yticks(positions, [""] * len(rows))
+        cpu.set_xscale("log")
+        cpu.set_xlabel("CPU ms per request (log; lower is better)")
+        for axes in (throughput, latency, cpu):
             axes.invert_yaxis()
             axes.grid(True, axis="x", which="both", alpha=0.3)
     figure.suptitle(f"pyscale one-machine topology: {sweep}")

@@ -134,6 +134,17 @@ def wait_stopped(record: ProcessRecord, *, timeout_seconds: float) -> bool:
         time.sleep(POLL_SECONDS)
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU time (user + system) the live processes of group `pgid` have used so far."""
+    ticks = 0
+    for pid in group_members(pgid):
+        fields = _stat_fields(pid)
+        if fields is not None:
+            # utime and stime are stat fields 14 and 15; fields[] starts at field 3.
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 # --- /proc readers ---------------------------------------------------------------------
 
 

@@ -425,6 +425,12 @@ class LocalTopology:
     def roll(self, progress: Progress = _quiet) -> None:
         """Replace every replica, one at a time, while the others serve (instance refresh)."""
         names = [replica.name for replica in self.state().replicas]
+        if len(names) == 1:
+            progress(
+                "warning: one replica cannot serve while it restarts, so requests fail for "
+                "a few seconds (as an instance refresh of a one-instance group terminates "
+                "before it launches); use --replicas 2 or more for a roll without a gap"
+            )
         for position, name in enumerate(names, start=1):
             progress(f"[{position}/{len(names)}] {name}: draining")
             self.replace_replica(name, progress)
