@@ -7,14 +7,19 @@ app/settings.py), so the boot script and the local runner configure it the same 
     gunicorn --config app/gunicorn.conf.py app.wsgi:app
 
 Workers: WEB_CONCURRENCY, else `vcpus + 1` where vcpus is what this process may run on
-(CPU affinity and a cgroup CPU quota both count). Each worker is a `gthread` worker with
-WEB_THREADS threads (default 4). Why (measured with bench/bench_app.py's harness on a
-2-vCPU machine, see the README's "The reference app"): with keep-alive load balancers in
-front, gthread keeps connections open where `sync` closes every one (sync was slower on
-every path); threads overlap the Redis round trips and single-flight waits; and since the
-report is CPU-bound under the GIL, one process per vCPU plus one to cover a worker that is
-blocked or restarting saturates the CPUs — more processes only add memory and context
-switches.
+(CPU affinity capped by a cgroup v2 CPU quota). The report is CPU-bound under the GIL, so
+one process per vCPU is what uses the machine; the extra one covers a worker that is
+recycling or blocked on I/O.
+
+Worker class: `gthread`, WEB_THREADS threads per worker (default 4). Measured with
+`bench/bench_app.py --worker-classes gthread,sync` on 2 vCPUs (README, "The reference app"):
+on the app's own paths both cost the same CPU per request (near-cache hit ~366 vs 367 us,
+Redis hit ~526 vs 535 us); sync is cheaper only on a bare hello view (~333 vs 380 us: no
+thread hand-off, even reconnecting per request on loopback). What decides it is what
+loopback can't show: sync has no keep-alive and, per gunicorn's design docs, needs a
+buffering proxy (nginx) in front — on EC2 the ALB talks to gunicorn directly and keeps
+connections alive; and with threads, a request waiting on the single-flight lock, a Redis
+timeout or a slow client holds one thread, not a whole process.
 """
 
 from __future__ import annotations
