@@ -17,8 +17,10 @@ help: ## List the targets
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet uv
 
+# Bytecode compiled once at install: pulumi_aws is large, and where PYTHONDONTWRITEBYTECODE
+# is set (CI images often do) every Pulumi program run would otherwise recompile it (~4 s).
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
 .PHONY: sync
