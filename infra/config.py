@@ -568,7 +568,9 @@ def _read_load_balancer(reader: _Reader, region: str) -> LoadBalancerSettings:
             f"{KEYS_BY_NAME['sslPolicy'].default}), got {ssl_policy!r}",
         )
     waf = reader.boolean("waf")
-    rate_limit = reader.integer("wafRateLimit", 100, 2_000_000_000, " requests per 5 minutes")
+    # AWS WAF developer guide, "Rate-based rule high-level settings" (read 2026-11-25): the
+    # lowest limit allowed is 10; the upper bound is the API's (2,000,000,000).
+    rate_limit = reader.integer("wafRateLimit", 10, 2_000_000_000, " requests per 5 minutes")
     tls_values = " ".join(v for v in (certificate_arn, domain, zone) if v)
     return LoadBalancerSettings(
         allowed_cidrs=cidrs,

@@ -86,6 +86,8 @@ BAD_CONFIGS = [
      "scheduledScaling[0]", "5-field cron"),
     ("web-concurrency-negative", "dev", {"webConcurrency": -1}, "webConcurrency",
      "from 0 to 256"),
+    ("waf-rate-limit-below-aws-minimum", "prod", {"wafRateLimit": 9}, "wafRateLimit",
+     "from 10 to 2000000000"),
     ("default-tags-not-strings", "dev", {"aws:defaultTags": {"tags": {"Project": 7}}},
      "aws:defaultTags", "{tags: {Key: value, ...}} of strings"),
     ("default-tag-key-reserved", "dev", {"aws:defaultTags": {"tags": {"aws:owner": "me"}}},
