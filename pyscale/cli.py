@@ -168,23 +168,22 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 
 def _watch(topology: LocalTopology) -> None:
-    """Run until stopped; say so when a process of the topology dies on its own."""
-    reported: set[str] = set()
+    """Run until stopped: replace replicas that die (as the ASG does), report Redis."""
+    redis_reported = False
     while True:
         time.sleep(1)
         if not topology.haproxy_running():
             raise LocalTopologyError(
                 "HAProxy exited on its own; see its log in the work directory. Stopping."
             )
-        down = {row.name for row in topology.status() if not row.process_running}
-        if not topology.redis_running():
-            down.add("redis-server")
-        for name in sorted(down - reported):
+        topology.replace_dead_replicas(lambda message: console.print(f"[yellow]{message}[/]"))
+        redis_down = not topology.redis_running()
+        if redis_down and not redis_reported:
             console.print(
-                f"[yellow]{name} is not running[/] (HAProxy keeps serving from the rest; "
-                "`pyscale local roll` replaces replicas)."
+                "[yellow]redis-server is not running[/]: the replicas serve without the "
+                "shared cache (computing instead); restart `pyscale local up` to bring it back."
             )
-        reported = down
+        redis_reported = redis_down
 
 
 @local_app.command()

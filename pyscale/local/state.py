@@ -22,6 +22,7 @@ from pyscale.local.processes import ProcessRecord
 STATE_FILE = "state.json"
 STATE_LOCK = "state.lock"
 UP_LOCK = "up.lock"
+REPLICAS_LOCK = "replicas.lock"
 DEFAULT_WORKDIR = Path(".pyscale/local")
 
 
@@ -147,6 +148,24 @@ def exclusive_owner(workdir: Path) -> Iterator[None]:
             ) from None
         try:
             yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def replicas_lock(workdir: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Held while a replica is being replaced, so `roll` and the self-healing in `up`
+    never replace the same replica at once. Yields False (without the lock) when
+    `wait` is False and someone else holds it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with (workdir / REPLICAS_LOCK).open("a") as lock_file:
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 

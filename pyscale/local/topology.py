@@ -438,6 +438,26 @@ class LocalTopology:
 
     def replace_replica(self, name: str, progress: Progress = _quiet) -> None:
         """Drain `name` in HAProxy, stop it once idle, start it again, re-enable it."""
+        with state.replicas_lock(self.workdir):
+            self._replace_replica(name, progress)
+
+    def replace_dead_replicas(self, progress: Progress = _quiet) -> list[str]:
+        """Replace replicas whose processes died and that HAProxy took out, as the ASG
+        replaces instances that fail their health checks. Skipped while a roll runs."""
+        with state.replicas_lock(self.workdir, wait=False) as acquired:
+            if not acquired:
+                return []
+            dead = [
+                row.name
+                for row in self.status()
+                if not row.process_running and row.balancer_status.startswith("DOWN")
+            ]
+            for name in dead:
+                progress(f"{name} died: replacing it, as the ASG replaces an unhealthy instance")
+                self._replace_replica(name, progress)
+            return dead
+
+    def _replace_replica(self, name: str, progress: Progress) -> None:
         api = self.api
         replica = self.state().replica(name)
         api.set_state(name, "drain")

@@ -299,3 +299,54 @@ def test_up_again_after_a_crash_stops_what_the_crashed_run_left(
     # THEN the crashed run's processes are gone and the new ones serve
     assert [pid for record in orphans for pid in processes.group_members(record.pgid)] == []
     assert get(restarted.state().port, "/")[0] == 200
+
+
+def test_up_replaces_a_replica_that_dies_as_the_asg_would(tmp_path: Path) -> None:
+    # GIVEN `pyscale local up` with two replicas
+    workdir = tmp_path / "work"
+    port = free_port()
+    command = subprocess.Popen(
+        [
+            *PYSCALE, "local", "up",
+            "--replicas", "2", "--workers", "1", "--port", str(port), "--workdir", str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO_ROOT,
+    )  # fmt: skip
+    topology = LocalTopology(workdir)
+
+    def all_up() -> bool:
+        try:
+            rows = topology.status()
+        except Exception:
+            return False
+        return len(rows) == 2 and all(
+            row.process_running and row.balancer_status == "UP" for row in rows
+        )
+
+    try:
+        poll(all_up, "the topology serves", 60)
+        dead = load(workdir).replica("replica-1").process
+
+        # WHEN one replica is killed outright
+        processes.kill(dead)
+
+        # THEN `up` starts a new one in its place and HAProxy sends to it again
+        poll(
+            lambda: load(workdir).replica("replica-1").process.pid != dead.pid and all_up(),
+            "replica-1 replaced and UP",
+            60,
+        )
+        records = load(workdir).processes()
+        command.send_signal(signal.SIGTERM)
+        output, _ = command.communicate(timeout=90)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.communicate()
+
+    assert "replica-1 died: replacing it" in output
+    assert command.returncode == 0, output
+    assert [pid for record in records for pid in processes.group_members(record.pgid)] == []
