@@ -143,9 +143,12 @@ class CircuitBreaker:
         if self._state is BreakerState.CLOSED:  # the hot path takes no lock
             return True
         with self._lock:
-            cooled_down = time.monotonic() - self._opened_at >= self.reset_seconds
-            if self._state is BreakerState.OPEN and cooled_down:
+            # _opened_at is also when the current trial began: a trial that never reported
+            # back (its request died another way) is replaced after one more cool-down.
+            now = time.monotonic()
+            if now - self._opened_at >= self.reset_seconds:
                 self._state = BreakerState.HALF_OPEN  # this caller is the trial
+                self._opened_at = now
                 return True
             return False
 

@@ -173,7 +173,7 @@ def test_near_cache_forgets_expired_values():
 
 
 @pytest.mark.parametrize("threshold", [1, 3])
-def test_breaker_opens_after_consecutive_failures_and_lets_one_trial_through(threshold):
+def test_breaker_opens_after_consecutive_failures_and_closes_after_a_good_trial(threshold):
     breaker = CircuitBreaker(failure_threshold=threshold, reset_seconds=0)
     for _ in range(threshold):
         assert breaker.allow()
@@ -182,7 +182,6 @@ def test_breaker_opens_after_consecutive_failures_and_lets_one_trial_through(thr
 
     assert breaker.allow()  # reset_seconds=0: the cool-down is over, this is the trial
     assert breaker.state is BreakerState.HALF_OPEN
-    assert not breaker.allow()  # only one trial at a time
     breaker.record_success()
     assert breaker.state is BreakerState.CLOSED
 
@@ -195,7 +194,23 @@ def test_breaker_reopens_when_the_trial_fails():
     assert breaker.state is BreakerState.OPEN
 
 
+def test_breaker_replaces_a_trial_that_never_reported_back():
+    breaker = CircuitBreaker(failure_threshold=1, reset_seconds=0)
+    breaker.record_failure()
+    assert breaker.allow()  # the trial, whose request then dies without a verdict
+
+    assert breaker.allow()  # after another cool-down (0 here) a new trial goes through
+
+
 def test_breaker_stays_open_during_the_cool_down():
     breaker = CircuitBreaker(failure_threshold=1, reset_seconds=3600)
     breaker.record_failure()
+    assert not breaker.allow()
+
+
+def test_only_one_trial_at_a_time_while_half_open():
+    breaker = CircuitBreaker(failure_threshold=1, reset_seconds=3600)
+    breaker.record_failure()
+    breaker._opened_at -= 3600  # the cool-down has passed
+    assert breaker.allow()
     assert not breaker.allow()
