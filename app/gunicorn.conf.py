@@ -12,12 +12,12 @@ one process per vCPU is what uses the machine; the extra one covers a worker tha
 recycling or blocked on I/O.
 
 Worker class: `gthread`, WEB_THREADS threads per worker (default 4). Measured with
-`bench/bench_app.py --worker-classes gthread,sync` on 2 vCPUs (README, "The reference app"):
-on the app's own paths both cost the same CPU per request (near-cache hit ~366 vs 367 us,
-Redis hit ~526 vs 535 us); sync is cheaper only on a bare hello view (~333 vs 380 us: no
-thread hand-off, even reconnecting per request on loopback). What decides it is what
+`bench/bench_app.py --worker-classes gthread,sync` on 2 vCPUs over loopback (README, "The
+reference app"): app CPU per request gthread vs sync — hello 338 vs 339 us, near-cache hit
+391 vs 357, Redis hit 526 vs 487 — so sync is as cheap or up to ~10% cheaper there, even
+reconnecting for every request. gthread still wins where it matters in production, which
 loopback can't show: sync has no keep-alive and, per gunicorn's design docs, needs a
-buffering proxy (nginx) in front — on EC2 the ALB talks to gunicorn directly and keeps
+buffering proxy (nginx) in front, while on EC2 the ALB talks to gunicorn directly and keeps
 connections alive; and with threads, a request waiting on the single-flight lock, a Redis
 timeout or a slow client holds one thread, not a whole process.
 """
