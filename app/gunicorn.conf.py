@@ -9,7 +9,8 @@ app/settings.py), so the boot script and the local runner configure it the same 
 Workers: WEB_CONCURRENCY, else `vcpus + 1` where vcpus is what this process may run on
 (CPU affinity capped by a cgroup v2 CPU quota). The report is CPU-bound under the GIL, so
 one process per vCPU is what uses the machine; the extra one covers a worker that is
-recycling or blocked on I/O.
+recycling or blocked on I/O. Measured on 2 vCPUs (2 / 3 / 5 workers): misses 46 / 60 / 41
+req/s, near-cache hits within 6% of each other; 2 x vCPUs + 1 was worst on both.
 
 Worker class: `gthread`, WEB_THREADS threads per worker (default 4). Measured with
 `bench/bench_app.py --worker-classes gthread,sync` on 2 vCPUs over loopback (README, "The
