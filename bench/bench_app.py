@@ -161,7 +161,13 @@ def start_gunicorn(row: Row, workdir: Path, args: argparse.Namespace, worker_cla
         except requests.RequestException:  # not listening yet, or still booting
             return False
 
-    wait_until(healthy, 30, f"gunicorn for {row.name}")
+    try:
+        wait_until(healthy, 30, f"gunicorn for {row.name}")
+    except BaseException:
+        process.terminate()
+        process.wait(timeout=40)
+        log.close()
+        raise
     return process, base, log
 
 
