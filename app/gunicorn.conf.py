@@ -7,10 +7,9 @@ app/settings.py), so the boot script and the local runner configure it the same 
     gunicorn --config app/gunicorn.conf.py app.wsgi:app
 
 Workers: WEB_CONCURRENCY, else `vcpus + 1` where vcpus is what this process may run on
-(CPU affinity capped by a cgroup v2 CPU quota). The report is CPU-bound under the GIL, so
-one process per vCPU is what uses the machine; the extra one covers a worker that is
-recycling or blocked on I/O. Measured on 2 vCPUs (2 / 3 / 5 workers): misses 46 / 60 / 41
-req/s, near-cache hits within 6% of each other; 2 x vCPUs + 1 was worst on both.
+(CPU affinity capped by a cgroup v2 CPU quota). The formula, its measurements and the vCPU
+detection live in app/sizing.py, importable without side effects, so `pyscale local`
+sizes its replicas with the very same code.
 
 Worker class: `gthread`, WEB_THREADS threads per worker (default 4). Measured with
 `bench/bench_app.py --worker-classes gthread,sync` on 2 vCPUs over loopback (README, "The
@@ -26,7 +25,6 @@ timeout or a slow client holds one thread, not a whole process.
 from __future__ import annotations
 
 import glob
-import math
 import os
 import signal
 import sys
@@ -35,6 +33,7 @@ import tempfile
 from app.contract import GRACEFUL_TIMEOUT_SECONDS, Env
 from app.redis_client import fetch_auth_token
 from app.settings import SettingsError, load_settings
+from app.sizing import workers_for
 
 try:
     _settings = load_settings()
@@ -45,29 +44,9 @@ except SettingsError as error:
     sys.exit(2)
 
 
-def available_vcpus(cpu_max_file: str = "/sys/fs/cgroup/cpu.max") -> int:
-    """vCPUs this process may use: CPU affinity, capped by a cgroup v2 CPU quota if any."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        count = os.cpu_count() or 1
-    try:
-        with open(cpu_max_file) as quota_file:
-            quota, period = quota_file.read().split()
-        if quota != "max":
-            count = min(count, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, count)
-
-
-def default_workers(vcpus: int) -> int:
-    return vcpus + 1
-
-
 # -- serving -------------------------------------------------------------------------------
 bind = f"0.0.0.0:{_settings.server.port}"
-workers = _settings.server.web_concurrency or default_workers(available_vcpus())
+workers = workers_for(_settings.server.web_concurrency)
 worker_class = "gthread"
 threads = _settings.server.web_threads
 # Longer than the load balancer's idle timeout (ALB default 60 s), so the balancer, not

@@ -2,18 +2,17 @@
 
 Replicas are the stack's desired capacity (the ASG's instance count at deploy time) and
 workers per replica what gunicorn would start on the stack's instance type (its vCPUs
-through app/gunicorn.conf.py's own formula, or the stack's webConcurrency), each capped by
-the cores here: more processes than cores only measure the scheduler. Flags override both.
+through app/sizing.py, the formula app/gunicorn.conf.py uses, or the stack's
+webConcurrency), each capped by the vCPUs here, counted as gunicorn counts them: more
+processes than cores only measure the scheduler. Flags override both.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.contract import Env
+from app import sizing as app_sizing
 from infra import config as infra_config
 from infra import instance_types
 from pyscale import stacks
@@ -43,10 +42,8 @@ class StackShape:
 
 
 def local_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """vCPUs here, counted as gunicorn counts them (affinity, capped by a cgroup quota)."""
+    return app_sizing.available_vcpus()
 
 
 def stack_shape(stack: str) -> StackShape:
@@ -80,7 +77,7 @@ def resolve(
     """The topology's size: from the stack, capped by `cores`, overridden by the flags."""
     cores = cores or local_cores()
     shape = stack_shape(stack)
-    formula = default_workers or gunicorn_default_workers
+    formula = default_workers or app_sizing.default_workers
     notes = []
 
     if replicas is None:
@@ -98,10 +95,12 @@ def resolve(
         notes.append(f"{replicas} replica(s) from --replicas")
 
     if workers is None:
+        vcpus = shape.vcpus or cores  # sizes like .metal: whatever the host has
         if shape.web_concurrency is not None:
-            on_instance, source = shape.web_concurrency, "webConcurrency"
+            # webConcurrency reaches the instances as WEB_CONCURRENCY: it wins there too.
+            on_instance = app_sizing.workers_for(shape.web_concurrency, vcpus)
+            source = "webConcurrency"
         else:
-            vcpus = shape.vcpus or cores  # sizes like .metal: whatever the host has
             on_instance = formula(vcpus)
             source = f"gunicorn's formula for {shape.instance_type} ({vcpus} vCPUs)"
         workers = min(on_instance, cores)
@@ -115,33 +114,3 @@ def resolve(
         cache_ttl_seconds=shape.cache_ttl_seconds,
         explanation=f"stack {stack}: " + "; ".join(notes),
     )
-
-
-def gunicorn_default_workers(vcpus: int) -> int:
-    """app/gunicorn.conf.py's `default_workers`, taken from the file itself.
-
-    The file is gunicorn's config, not an importable module (its name has a dot), and it
-    reads the environment when loaded; it is loaded here with the variables that would
-    reach AWS removed and the environment restored afterwards, so loading has no effect
-    on this process.
-    """
-    from pyscale.local.topology import gunicorn_config_path  # avoid an import cycle
-
-    path = gunicorn_config_path()
-    spec = importlib.util.spec_from_file_location("pyscale_gunicorn_conf", path)
-    if spec is None or spec.loader is None:
-        raise LocalTopologyError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    saved = dict(os.environ)
-    for name in (Env.REDIS_AUTH_SECRET_ARN, Env.REDIS_CLUSTER, Env.REDIS_URL):
-        os.environ.pop(name, None)
-    try:
-        spec.loader.exec_module(module)
-    except SystemExit:
-        raise LocalTopologyError(
-            f"{path} rejects this environment (its message is above); fix the variables it names."
-        ) from None
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    return int(module.default_workers(vcpus))

@@ -6,6 +6,7 @@ import runpy
 
 import pytest
 
+from app import sizing
 from app.contract import GRACEFUL_TIMEOUT_SECONDS
 from tests.support.gunicorn import GUNICORN_CONF
 
@@ -26,8 +27,8 @@ def read_conf(monkeypatch, tmp_path):
 
 def test_workers_default_to_one_per_vcpu_plus_one(read_conf):
     conf = read_conf()
-    assert conf["workers"] == conf["available_vcpus"]() + 1
-    assert conf["default_workers"](4) == 5
+    assert conf["workers"] == sizing.available_vcpus() + 1
+    assert sizing.default_workers(4) == 5
 
 
 def test_web_concurrency_overrides_the_formula(read_conf):
@@ -48,15 +49,3 @@ def test_shutdown_and_recycling_follow_the_contract(read_conf):
     assert 0 < conf["max_requests_jitter"] < conf["max_requests"]
     assert conf["worker_class"] == "gthread"
     assert conf["accesslog"] == "-"
-
-
-def test_a_cgroup_cpu_quota_caps_the_vcpu_count(read_conf, tmp_path):
-    available_vcpus = read_conf()["available_vcpus"]
-    unlimited, one_and_a_half = tmp_path / "unlimited", tmp_path / "quota"
-    unlimited.write_text("max 100000\n")
-    one_and_a_half.write_text("150000 100000\n")
-
-    uncapped = available_vcpus(str(unlimited))
-
-    assert available_vcpus(str(one_and_a_half)) == min(uncapped, 2)
-    assert available_vcpus(str(tmp_path / "no-cgroup")) == uncapped

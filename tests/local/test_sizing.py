@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from app import sizing as app_sizing
 from infra.config import load_settings
 from pyscale import stacks
 from pyscale.local import sizing
@@ -22,9 +25,7 @@ def test_replicas_follow_desired_capacity_and_workers_the_instance_vcpus(stack: 
     size = sizing.resolve(stack=stack, cores=many_cores)
 
     assert size.replicas == fleet.desired_capacity
-    expected_workers = fleet.web_concurrency or sizing.gunicorn_default_workers(
-        fleet.instance.vcpus
-    )
+    expected_workers = fleet.web_concurrency or app_sizing.default_workers(fleet.instance.vcpus)
     assert size.workers == expected_workers
 
 
@@ -43,6 +44,9 @@ def test_flags_override_the_stack() -> None:
 
 def test_the_worker_formula_is_gunicorn_confs_own() -> None:
     # The same function gunicorn.conf.py calls when WEB_CONCURRENCY is unset.
+    conf_source = (Path(__file__).parents[2] / "app" / "gunicorn.conf.py").read_text()
+    assert "from app.sizing import workers_for" in conf_source
+    assert app_sizing.workers_for(None, vcpus=3) == app_sizing.default_workers(3)
     assert (
         sizing.resolve(stack="dev", cores=64, default_workers=lambda vcpus: 10 * vcpus).workers
         == 10 * shape_of("dev").instance.vcpus
