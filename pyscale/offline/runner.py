@@ -46,6 +46,36 @@ STATELESS_MODULES = frozenset({"infra.instance_types", "infra.regions"})
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
+@dataclass(frozen=True)
+class ResourceOptionsRecord:
+    """The options of a registration, read from the RegisterResourceRequest the SDK sends
+    (the same message the real engine gets): what the engine diffs, orders and replaces by.
+
+    ``ignore_changes`` holds property paths in wire (camelCase) form, as the SDK translates
+    them; ``dependencies`` the URNs of explicit ``depends_on`` plus every resource whose
+    output feeds an input."""
+
+    ignore_changes: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    protect: bool = False
+    delete_before_replace: bool | None = None  # None: not set (the engine's default)
+    replace_on_changes: tuple[str, ...] = ()
+    retain_on_delete: bool = False
+
+    @classmethod
+    def from_request(cls, request) -> ResourceOptionsRecord:
+        return cls(
+            ignore_changes=tuple(request.ignoreChanges),
+            dependencies=tuple(sorted(request.dependencies)),
+            protect=bool(request.protect),
+            delete_before_replace=(
+                bool(request.deleteBeforeReplace) if request.deleteBeforeReplaceDefined else None
+            ),
+            replace_on_changes=tuple(request.replaceOnChanges),
+            retain_on_delete=bool(request.retainOnDelete),
+        )
+
+
 @dataclass
 class RecordedResource:
     """One resource as the engine saw it. ``inputs`` are in wire form: camelCase keys,
@@ -61,6 +91,9 @@ class RecordedResource:
     outputs: dict[str, Any] = field(default_factory=dict)
     # For components: what register_outputs reported.
     registered_outputs: dict[str, Any] = field(default_factory=dict)
+    # The resource options the engine receives with the registration (camelCase property
+    # paths as the SDK sends them; URNs for dependencies).
+    options: ResourceOptionsRecord = field(default_factory=lambda: ResourceOptionsRecord())
 
 
 @dataclass
@@ -133,6 +166,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             custom=bool(request.custom),
             inputs=dict(inputs),
             outputs=dict(registration.state) if registration else {},
+            options=ResourceOptionsRecord.from_request(request),
         )
         return response
 

@@ -141,6 +141,20 @@ def test_instance_refresh_follows_the_launch_template_version_never_latest(each_
     assert refresh["preferences"]["maxHealthyPercentage"] > 100
 
 
+def test_scaling_owns_the_running_capacity_so_a_redeploy_ignores_desired_capacity_drift(
+    each_stack_run,
+):
+    # GIVEN a stack run through the real entry point
+    # WHEN the engine receives the group's registration
+    group = each_stack_run.one(ASG)
+
+    # THEN it is told to ignore drift on desiredCapacity (and only on that): a re-deploy
+    # after target tracking scaled out must not reset the group to its starting size
+    assert group.options.ignore_changes == ("desiredCapacity",)
+    # ... while the launch template and target group stay real dependencies
+    assert each_stack_run.one(LAUNCH_TEMPLATE).urn in group.options.dependencies
+
+
 def test_prod_keeps_at_least_ninety_percent_healthy_while_it_refreshes(shipped_run):
     refresh = shipped_run("prod").one(ASG).inputs["instanceRefresh"]
 
