@@ -202,9 +202,22 @@ DATA_SOURCES: dict[str, Callable[[dict[str, Any], CallContext], dict[str, Any]]]
 # ---------------------------------------------------------------------------------------
 # Resources: what each provider computes on create
 # ---------------------------------------------------------------------------------------
+class AutonameTooLongError(ValueError):
+    """What the engine reports when a logical name leaves no room for the random suffix."""
+
+
 def _autoname(name: str, limit: int = 63) -> str:
-    """Pulumi's auto-naming: the logical name plus a dash and seven random hex digits."""
-    return f"{name[: limit - 8]}-{_hex('autoname', name, length=7)}"
+    """Pulumi's auto-naming: the logical name plus a dash and seven random hex digits.
+
+    Like the provider (the bridge's NewUniqueHex), a name that would exceed the resource's
+    maximum length is an error, never silently truncated: truncating here would hide a
+    ``pulumi up`` that fails for a long stack name."""
+    prefix = f"{name}-"
+    if len(prefix) + 7 > limit:
+        raise AutonameTooLongError(
+            f"name '{prefix}' plus 7 random chars is longer than maximum length {limit}"
+        )
+    return f"{prefix}{_hex('autoname', name, length=7)}"
 
 
 Outputs = dict[str, Any]
@@ -327,19 +340,27 @@ def _replication_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) 
     replicas = int(args.inputs.get("replicasPerNodeGroup") or 0)
     if args.inputs.get("clusterMode") == "enabled" or args.inputs.get("numNodeGroups"):
         outputs["configurationEndpointAddress"] = f"clustercfg.{host}"
-        nodes = shards * (1 + replicas)
     else:
         outputs["primaryEndpointAddress"] = f"master.{host}"
         outputs["readerEndpointAddress"] = f"replica.{host}"
         nodes = int(args.inputs.get("numCacheClusters") or 1)
-    outputs["memberClusters"] = [f"{group_id}-{index + 1:03d}" for index in range(nodes)]
+        outputs["memberClusters"] = [f"{group_id}-{index + 1:03d}" for index in range(nodes)]
+        return outputs
+    # Cluster mode: ElastiCache names each node <group>-<shard 0001..>-<node 001..>.
+    outputs["memberClusters"] = [
+        f"{group_id}-{shard:04d}-{node:03d}"
+        for shard in range(1, shards + 1)
+        for node in range(1, replicas + 2)
+    ]
     return outputs
 
 
-def _named(service: str, kind: str, separator: str = ":", limit: int = 255):
+def _named(
+    service: str, kind: str, separator: str = ":", limit: int = 255, *, regional: bool = True
+):
     def outputs(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
         name = args.inputs.get("name") or _autoname(args.name, limit)
-        arn = ctx.arn(service, f"{kind}{separator}{name}")
+        arn = ctx.arn(service, f"{kind}{separator}{name}", region=regional)
         return {"id": name, "name": name, "arn": arn}
 
     return outputs
@@ -395,6 +416,17 @@ def _s3_object(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outpu
     }
 
 
+def _role_policy(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    # An inline policy has no ARN; its id is "<role>:<policy name>".
+    name = args.inputs.get("name") or _autoname(args.name, 128)
+    return {"id": f"{args.inputs.get('role')}:{name}", "name": name}
+
+
+def _role_policy_attachment(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    # An attachment has no ARN either; the provider's id is "<role>-<random>".
+    return {"id": f"{args.inputs.get('role')}-{_hex('attachment', args.name, length=26)}"}
+
+
 RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallContext], Outputs]] = {
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
@@ -411,9 +443,14 @@ RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallConte
     "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
     "aws:wafv2/webAcl:WebAcl": _web_acl,
-    "aws:iam/role:Role": _named("iam", "role", "/", 64),
-    "aws:iam/instanceProfile:InstanceProfile": _named("iam", "instance-profile", "/", 128),
-    "aws:iam/policy:Policy": _named("iam", "policy", "/", 128),
+    # IAM is global: its ARNs have an empty region field (arn:aws:iam::<account>:role/x).
+    "aws:iam/role:Role": _named("iam", "role", "/", 64, regional=False),
+    "aws:iam/instanceProfile:InstanceProfile": _named(
+        "iam", "instance-profile", "/", 128, regional=False
+    ),
+    "aws:iam/policy:Policy": _named("iam", "policy", "/", 128, regional=False),
+    "aws:iam/rolePolicy:RolePolicy": _role_policy,
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": _role_policy_attachment,
     "aws:sns/topic:Topic": _named("sns", "", "", 256),
     "aws:autoscaling/group:Group": _autoscaling_group,
     "aws:cloudwatch/metricAlarm:MetricAlarm": _named("cloudwatch", "alarm"),

@@ -1,0 +1,77 @@
+"""The offline AWS answers the way AWS and the engine would, so it cannot hide a bug that
+`pulumi up` would hit: ARN formats, ElastiCache node names, auto-name length limits."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from pulumi.runtime import MockResourceArgs
+
+from pyscale.offline import AwsMocks
+from pyscale.offline.mocks import AutonameTooLongError
+
+IAM_ARN = re.compile(r"^arn:aws:iam::\d{12}:(role|instance-profile|policy)/[\w+=,.@-]+$")
+
+
+def test_iam_arns_are_global_and_carry_no_region(each_stack_run):
+    # GIVEN every IAM resource a stack registers
+    iam = [r for r in each_stack_run.resources if r.type.startswith("aws:iam/") and r.custom]
+    arns = [r.outputs["arn"] for r in iam if "arn" in r.outputs]
+
+    # THEN each ARN has the empty region field IAM ARNs have on AWS
+    assert arns
+    assert all(IAM_ARN.match(arn) for arn in arns), arns
+
+
+def test_cache_alarms_watch_the_nodes_elasticache_actually_names(each_stack_run):
+    # GIVEN the replication group's member clusters, named as ElastiCache names them
+    # (<group>-001 without cluster mode, <group>-0001-001 per shard with it)
+    group = each_stack_run.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    members = group.outputs["memberClusters"]
+    alarms = each_stack_run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+
+    # WHEN the monitoring component picks its per-node alarm dimensions
+    watched = {
+        a.inputs["dimensions"]["CacheClusterId"]
+        for a in alarms
+        if "CacheClusterId" in a.inputs.get("dimensions", {})
+    }
+
+    # THEN every node is watched and no alarm watches a node that does not exist
+    assert watched == set(members)
+
+
+def test_prod_cluster_mode_nodes_are_named_per_shard(shipped_run):
+    group = shipped_run("prod").one("aws:elasticache/replicationGroup:ReplicationGroup")
+    group_id = group.outputs["replicationGroupId"]
+
+    assert group.outputs["memberClusters"] == [
+        f"{group_id}-{shard}-{node}" for shard in ("0001", "0002") for node in ("001", "002")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("type_token", "limit"),
+    [
+        ("aws:lb/loadBalancer:LoadBalancer", 32),
+        ("aws:lb/targetGroup:TargetGroup", 32),
+        ("aws:elasticache/replicationGroup:ReplicationGroup", 40),
+    ],
+)
+def test_an_auto_name_longer_than_the_resource_allows_fails_like_the_engine(type_token, limit):
+    # GIVEN a logical name that leaves no room for the 8-character random suffix
+    mocks = AwsMocks("us-east-1", "123456789012", "pyscale", "s")
+    too_long = "n" * (limit - 7)
+    fits = "n" * (limit - 8)
+
+    def register(name: str):
+        return mocks.new_resource(
+            MockResourceArgs(typ=type_token, name=name, inputs={}, provider="", resource_id="")
+        )
+
+    # THEN the engine's error, not a silently truncated name
+    with pytest.raises(AutonameTooLongError, match=f"longer than maximum length {limit}"):
+        register(too_long)
+    _, outputs = register(fits)
+    assert len(outputs["name" if "lb/" in type_token else "replicationGroupId"]) == limit
