@@ -813,6 +813,46 @@ def _read_monitoring(reader: _Reader) -> MonitoringSettings:
     return MonitoringSettings(alarm_email=email, log_retention_days=retention)
 
 
+# Components name their resources "<project>-<stack>-<role>" and Pulumi auto-names them by
+# appending "-" and 7 random characters; the engine refuses (mid-deploy) a name that then
+# exceeds the resource's limit. The tightest: the ALB and its target group ("-alb", "-app"),
+# 32 characters. Their character rules (letters, digits, single hyphens) and S3's
+# (lowercase) and ElastiCache's (starts with a letter, no "--") make the rest.
+AUTONAME_SUFFIX_LENGTH = 8
+_NAME_LIMITS = (
+    ("the ALB and its target group", 32, len("-alb")),
+    ("the ElastiCache replication group id", 40, len("-redis")),
+    ("the instance role", 64, len("-instance-role")),
+    ("the release bucket", 63, len("-release-bucket")),
+)
+MAX_RESOURCE_NAME_LENGTH = min(
+    limit - suffix - AUTONAME_SUFFIX_LENGTH for _, limit, suffix in _NAME_LIMITS
+)
+_RESOURCE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+def _check_resource_names(reader: _Reader, project: str, stack: str) -> None:
+    """The project and stack names make every resource name: check them against AWS's
+    naming rules before `pulumi up` fails on the first auto-named resource."""
+    name = f"{project}-{stack}"
+    if not _RESOURCE_NAME.match(name):
+        reader.problems.append(
+            f"stack name {stack!r} (project {project!r}): resource names are "
+            f"'{name}-<role>', so the names may hold only lowercase letters, digits and "
+            "single hyphens, starting with a letter (ALB, S3 and ElastiCache naming rules); "
+            "rename the stack, e.g. `pulumi stack rename`"
+        )
+    if len(name) > MAX_RESOURCE_NAME_LENGTH:
+        tightest, limit, _ = min(_NAME_LIMITS, key=lambda entry: entry[1] - entry[2])
+        room = MAX_RESOURCE_NAME_LENGTH - len(project) - 1
+        reader.problems.append(
+            f"stack name {stack!r} is too long: '{name}' is {len(name)} characters, at most "
+            f"{MAX_RESOURCE_NAME_LENGTH} fit ({tightest} are auto-named '{name}-<role>-<7 "
+            f"random>' within AWS's {limit}-character limit); use a stack name of at most "
+            f"{room} characters with project {project!r}"
+        )
+
+
 def _unknown_keys(reader: _Reader) -> None:
     prefix = f"{NAMESPACE}:"
     known = [key.full_name for key in KEYS]
@@ -829,6 +869,7 @@ def _unknown_keys(reader: _Reader) -> None:
 def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPACE) -> Settings:
     """Validate engine config strings into Settings; ConfigError lists every problem."""
     reader = _Reader(config)
+    _check_resource_names(reader, project, stack)
     _unknown_keys(reader)
     region = _read_region(reader)
     network = _read_network(reader)
