@@ -105,6 +105,7 @@ fleet = Fleet(
         target_group_arn=load_balancer.target_group_arn,
         target_group_arn_suffix=load_balancer.target_group_arn_suffix,
         load_balancer_arn_suffix=load_balancer.alb_arn_suffix,
+        target_group_listeners=[load_balancer.forwarding_listener],
         release=FleetRelease(
             bucket_name=release.bucket_name,
             object_key=release.object_key,

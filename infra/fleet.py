@@ -106,6 +106,10 @@ class FleetArgs:
     log_retention_days: retention of the app's log group.
     app_port: the app's port (app.contract.DEFAULT_PORT).
     tags: tags for every resource, propagated to instances and volumes.
+    target_group_listeners: the listener(s) forwarding to the target group. AWS refuses an
+        ALBRequestCountPerTarget policy whose target group is not yet associated with the
+        load balancer; in prod the HTTPS listener waits for ACM to issue the certificate,
+        so without this ordering the policy would race it and fail.
     """
 
     settings: FleetSettings
@@ -121,6 +125,7 @@ class FleetArgs:
     log_retention_days: int = 14
     app_port: int = DEFAULT_PORT
     tags: Mapping[str, str] = field(default_factory=dict)
+    target_group_listeners: Sequence[pulumi.Resource] = ()
 
 
 def refresh_max_healthy_percent(min_healthy: int) -> int:
@@ -445,7 +450,7 @@ class Fleet(pulumi.ComponentResource):
                 ),
                 target_value=float(fleet.requests_per_target),
             ),
-            opts=self._child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.target_group_listeners)),
         )
         for action in fleet.scheduled_actions:
             aws.autoscaling.Schedule(

@@ -63,6 +63,9 @@ class LoadBalancer(pulumi.ComponentResource):
     url: pulumi.Output[str]
     access_logs_bucket: pulumi.Output[str] | None
     web_acl_arn: pulumi.Output[str] | None
+    # The listener that forwards to the target group: only once it exists is the target
+    # group associated with the ALB, which ALBRequestCountPerTarget scaling requires.
+    forwarding_listener: aws.lb.Listener
 
     def __init__(
         self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
@@ -117,7 +120,7 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         if args.https:
             certificate_arn = self._certificate(args)
-            aws.lb.Listener(
+            self.forwarding_listener = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=alb.arn,
                 port=HTTPS_PORT,
@@ -143,7 +146,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 opts=self._child,
             )
         else:
-            aws.lb.Listener(
+            self.forwarding_listener = aws.lb.Listener(
                 f"{name}-http",
                 load_balancer_arn=alb.arn,
                 port=HTTP_PORT,

@@ -183,6 +183,35 @@ def test_cpu_and_requests_per_target_tracking_policies_with_their_targets(each_s
     assert requests["predefinedMetricSpecification"]["resourceLabel"] == f"{alb}/{target_group}"
 
 
+def test_requests_per_target_policy_waits_for_the_listener_that_attaches_its_target_group(
+    each_stack_run,
+):
+    # GIVEN the listener that forwards to the target group (in prod the HTTPS one, which
+    # itself waits for ACM to validate the certificate)
+    target_group = each_stack_run.one("aws:lb/targetGroup:TargetGroup")
+    forwarding = [
+        listener
+        for listener in each_stack_run.of_type("aws:lb/listener:Listener")
+        if any(
+            action.get("targetGroupArn") == target_group.outputs["arn"]
+            for action in listener.inputs["defaultActions"]
+        )
+    ]
+    requests = next(
+        p
+        for p in each_stack_run.of_type(POLICY)
+        if p.inputs["targetTrackingConfiguration"]["predefinedMetricSpecification"][
+            "predefinedMetricType"
+        ]
+        == "ALBRequestCountPerTarget"
+    )
+
+    # THEN the engine creates the policy only after that listener: AWS refuses an
+    # ALBRequestCountPerTarget label whose target group no load balancer uses yet
+    assert len(forwarding) == 1
+    assert forwarding[0].urn in requests.options.dependencies
+
+
 def test_tags_propagate_to_instances(each_stack_run):
     tags = each_stack_run.one(ASG).inputs["tags"]
 
