@@ -46,6 +46,22 @@ class Backend:
     port: int
 
 
+def server_options(concurrency_per_replica: int, health_check: HealthCheck = HealthCheck()) -> str:
+    """Every replica's server settings: the config's `default-server` line, and spelled
+    out again for a replica added at runtime (HAProxy 2.6 applies no `default-server` to
+    servers added with `add server`)."""
+    check = health_check
+    return (
+        f"inter {check.interval_ms}ms fastinter {check.interval_ms}ms "
+        f"downinter {check.interval_ms}ms rise {check.healthy_threshold} "
+        f"fall {check.unhealthy_threshold} observe layer4 error-limit 1 on-error mark-down "
+        # At most as many requests per replica as it has threads to run them; the rest
+        # wait in HAProxy's queue, not in gunicorn's, so a saturated replica still answers
+        # its health check promptly instead of being taken out for being busy.
+        f"maxconn {concurrency_per_replica}"
+    )
+
+
 def render_config(
     *,
     port: int,
@@ -55,22 +71,19 @@ def render_config(
     concurrency_per_replica: int,
     health_check: HealthCheck = HealthCheck(),
 ) -> str:
-    """The whole haproxy.cfg for the topology (validated by `haproxy -c` before use)."""
-    check = health_check
-    default_server = (
-        f"inter {check.interval_ms}ms fastinter {check.interval_ms}ms "
-        f"downinter {check.interval_ms}ms rise {check.healthy_threshold} "
-        f"fall {check.unhealthy_threshold} observe layer4 error-limit 1 on-error mark-down "
-        # At most as many requests per replica as it has threads to run them; the rest
-        # wait in HAProxy's queue, not in gunicorn's, so a saturated replica still answers
-        # its health check promptly instead of being taken out for being busy.
-        f"maxconn {concurrency_per_replica}"
-    )
+    """The whole haproxy.cfg for the topology (validated by `haproxy -c` before use).
+
+    It lists the replicas `up` starts with; `roll` adds and removes replicas at runtime
+    (`add server`/`del server`), so after a roll HAProxy's servers differ from the file,
+    as an ALB target group's targets change under an instance refresh.
+    """
+    default_server = server_options(concurrency_per_replica, health_check)
     servers = "\n".join(
         f"    server {backend.name} 127.0.0.1:{backend.port} check" for backend in backends
     )
     return f"""\
 # Rendered by pyscale (pyscale/local/haproxy.py); rewritten on every `pyscale local up`.
+# `pyscale local roll` adds and removes replicas at runtime: `show stat` has the current ones.
 global
     maxconn 4096
     # The runtime API: `pyscale local status|roll` read stats and drain replicas here.
@@ -137,6 +150,11 @@ class ServerStats:
     last_change_seconds: int
 
     @property
+    def check_passed(self) -> bool:
+        """The last health check got the expected answer (HAProxy's L7OK)."""
+        return "L7OK" in self.check_status
+
+    @property
     def serving(self) -> bool:
         """True when HAProxy sends new requests to it (UP, including going down)."""
         return self.status.startswith("UP") or self.status == "no check"
@@ -187,6 +205,40 @@ class RuntimeApi:
             for row in rows
             if row["pxname"] == BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")
         }
+
+    def backend_retries(self) -> int:
+        """Retries plus redispatches over the whole backend, servers since removed included."""
+        text = self.command("show stat")
+        for row in csv.DictReader(io.StringIO(text.removeprefix("# "))):
+            if row["pxname"] == BACKEND and row["svname"] == "BACKEND":
+                return int(row["wretr"] or 0) + int(row["wredis"] or 0)
+        raise LocalTopologyError(f"HAProxy's stats have no row for backend {BACKEND}")
+
+    def add_server(self, server: str, port: int, options: str) -> None:
+        """Add a replica at runtime, health checks on, and let it take requests once its
+        checks pass. (Servers added at runtime start in maintenance, checks off.)"""
+        self._expect(
+            f"add server {BACKEND}/{server} 127.0.0.1:{port} check {options}",
+            "New server registered.",
+            f"add {server}",
+        )
+        self._expect(f"enable health {BACKEND}/{server}", "", f"check {server}")
+        self.set_state(server, "ready")
+
+    def delete_server(self, server: str) -> bool:
+        """Remove a replica in maintenance; False while HAProxy still holds connections
+        to it (it refuses then; ask again once they are closed)."""
+        answer = self.command(f"del server {BACKEND}/{server}").strip()
+        if answer == "Server deleted.":
+            return True
+        if "still has connections" in answer or "connections attached" in answer:
+            return False
+        raise LocalTopologyError(f"HAProxy refused to remove {server}: {answer}")
+
+    def _expect(self, line: str, expected: str, what: str) -> None:
+        answer = self.command(line).strip()
+        if answer != expected:
+            raise LocalTopologyError(f"HAProxy refused to {what}: {answer}")
 
     def set_state(self, server: str, state: str) -> None:
         """`ready`, `drain` or `maint` for one replica; raise if HAProxy refuses."""

@@ -423,21 +423,92 @@ class LocalTopology:
     # --- replicas: roll, replace, kill ---------------------------------------------------
 
     def roll(self, progress: Progress = _quiet) -> None:
-        """Replace every replica, one at a time, while the others serve (instance refresh)."""
+        """Replace every replica, one at a time, launching each replacement before the old
+        one leaves, so serving capacity never drops below what it was — as the ASG's
+        instance refresh does with a maximum healthy percentage above 100 (infra/fleet.py).
+        Works with a single replica too: there is never a moment without one UP."""
         names = [replica.name for replica in self.state().replicas]
-        if len(names) == 1:
-            progress(
-                "warning: one replica cannot serve while it restarts, so requests fail for "
-                "a few seconds (as an instance refresh of a one-instance group terminates "
-                "before it launches); use --replicas 2 or more for a roll without a gap"
-            )
         for position, name in enumerate(names, start=1):
-            progress(f"[{position}/{len(names)}] {name}: draining")
-            self.replace_replica(name, progress)
+            with state.replicas_lock(self.workdir):
+                replacement = self._launch_replacement(name, position, len(names), progress)
+                self._retire(name, progress)
+            progress(f"[{position}/{len(names)}] {name} replaced by {replacement}")
         progress(f"rolled {len(names)} replica(s)")
 
+    def _launch_replacement(self, old: str, position: int, count: int, progress: Progress) -> str:
+        """Start a new replica (new name, new port), add it to HAProxy, and return its name
+        once HAProxy's own checks see it UP. On failure, remove it again: the old replica
+        never stopped serving, as an instance refresh rolls back."""
+        name = _next_replica_name(self.state().replicas)
+        replica = ReplicaState(name=name, port=free_port())
+        self._update(lambda s: replace(s, replicas=(*s.replicas, replica)))
+        progress(f"[{position}/{count}] {old}: launching {name} on port {replica.port} first")
+        api = self.api
+        try:
+            launched = self._spawn_replica(name)
+            self._wait_replica_healthy(launched)
+            api.add_server(
+                name,
+                replica.port,
+                haproxy.server_options(self.state().workers * self._threads_per_worker()),
+            )
+
+            def checked_up() -> bool:
+                server = api.server_stats().get(name)
+                # Passed a check of its own, not merely assumed UP on being enabled.
+                return server is not None and server.status == "UP" and server.check_passed
+
+            _wait_for(checked_up, f"HAProxy's checks to see {name} UP", launched.process)
+        except BaseException:
+            progress(f"{name}: never became healthy; removing it ({old} keeps serving)")
+            with contextlib.suppress(LocalTopologyError, OSError):
+                self._remove_replica(name, in_haproxy=name in api.server_stats())
+            raise
+        progress(f"{name}: UP in HAProxy (pid {launched.process.pid})")
+        return name
+
+    def _retire(self, name: str, progress: Progress) -> None:
+        """Drain `name`, stop it once idle (or after the graceful timeout), remove it."""
+        api = self.api
+        progress(f"{name}: draining")
+        api.set_state(name, "drain")
+        # Drain: no new requests; in-flight ones get up to the app's graceful timeout,
+        # the figure the ALB's deregistration delay uses.
+        try:
+            _wait_for(
+                lambda: api.server_stats()[name].current_sessions == 0,
+                f"{name}'s in-flight requests to finish",
+                None,
+                timeout_seconds=GRACEFUL_TIMEOUT_SECONDS,
+            )
+        except LocalTopologyError:
+            # As the ALB after its deregistration delay: stop waiting and move on.
+            progress(f"{name}: still busy after {GRACEFUL_TIMEOUT_SECONDS} s; stopping it")
+        self._remove_replica(name, in_haproxy=True, progress=progress)
+
+    def _remove_replica(self, name: str, *, in_haproxy: bool, progress: Progress = _quiet) -> None:
+        """Take `name` out of HAProxy (maintenance, then delete), stop it, forget it."""
+        api = self.api
+        if in_haproxy:
+            # Maintenance stops the health checks too, so the stop below is not a failure.
+            api.set_state(name, "maint")
+        record = self.state().replica(name).process
+        if record is not None:
+            progress(f"{name}: stopping (pid {record.pid})")
+            processes.stop(record, grace_seconds=GRACEFUL_TIMEOUT_SECONDS + 5)
+        if in_haproxy:
+            # HAProxy refuses while it still holds (idle) connections to the server; they
+            # close once the process is gone.
+            _wait_for(
+                lambda: api.delete_server(name),
+                f"HAProxy to let go of {name}",
+                None,
+                timeout_seconds=GRACEFUL_TIMEOUT_SECONDS,
+            )
+        self._update(lambda s: replace(s, replicas=tuple(r for r in s.replicas if r.name != name)))
+
     def replace_replica(self, name: str, progress: Progress = _quiet) -> None:
-        """Drain `name` in HAProxy, stop it once idle, start it again, re-enable it."""
+        """Restart `name` in place (same name and port): drain, stop, start, re-enable."""
         with state.replicas_lock(self.workdir):
             self._replace_replica(name, progress)
 
@@ -458,6 +529,8 @@ class LocalTopology:
             return dead
 
     def _replace_replica(self, name: str, progress: Progress) -> None:
+        """In place, for a replica that died: there is nothing left serving to keep up
+        while it restarts, so its slot (name, port, HAProxy server) is simply reused."""
         api = self.api
         replica = self.state().replica(name)
         api.set_state(name, "drain")
@@ -498,6 +571,15 @@ class LocalTopology:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+REPLICA_NAME = re.compile(r"^replica-(\d+)$")
+
+
+def _next_replica_name(replicas: tuple[ReplicaState, ...]) -> str:
+    """A name no replica of this topology had: one past the highest. A replacement always
+    joins before the replica it replaces leaves, so the highest is never given back."""
+    numbers = [int(m.group(1)) for r in replicas if (m := REPLICA_NAME.match(r.name))]
+    return f"replica-{max(numbers, default=0) + 1}"
 
 
 def _wait_for(

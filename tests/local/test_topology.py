@@ -6,6 +6,7 @@ Each test starts its own topology on free loopback ports and puts a bounded load
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import itertools
 import json
@@ -20,6 +21,7 @@ import pytest
 import redis
 
 from pyscale.local import processes
+from pyscale.local.errors import LocalTopologyError
 from pyscale.local.haproxy import HealthCheck
 from pyscale.local.ports import free_port
 from pyscale.local.state import load
@@ -106,18 +108,69 @@ def test_rolling_restart_under_steady_load_fails_no_request(
         load.wait_for_requests(during + 50)
     result = load.stop()
 
-    # THEN no request failed, and none even needed HAProxy's retry: drained replicas got
-    # no new requests while they stopped
+    # THEN no request failed, and none even needed HAProxy's retry (counted over the whole
+    # backend, removed replicas included): drained replicas got no new requests while they
+    # stopped
     assert roll.returncode == 0, roll.stdout + roll.stderr
     assert result.failed == 0, result
-    servers = topology.api.server_stats().values()
-    assert sum(server.retries + server.redispatches for server in servers) == 0
-    # ... and every replica is a new process, UP again
+    assert topology.api.backend_retries() == 0
+    # ... and every replica is a new process with a new name, as a refreshed instance has a
+    # new id, all UP, the old ones gone from HAProxy and from the state
     assert result.total > 100
     state_after = topology.state()
+    assert len(state_after.replicas) == 3
     for replica in state_after.replicas:
-        assert replica.process.pid != pids_before[replica.name]
+        assert replica.name not in pids_before
+        assert replica.process.pid not in pids_before.values()
+    assert set(topology.api.server_stats()) == {r.name for r in state_after.replicas}
     assert [row.balancer_status for row in topology.status()] == ["UP", "UP", "UP"]
+
+
+def test_rolling_a_single_replica_launches_before_it_drains_and_fails_no_request(
+    start_topology: StartTopology,
+) -> None:
+    # GIVEN the dev stack's shape, what `make run` starts: one replica, under steady load
+    topology = start_topology(replicas=1)
+    state_before = topology.state()
+    (old,) = state_before.replicas
+    api = topology.api
+    up_counts: list[int] = []
+
+    def watch_up_count(_: int) -> str:
+        # Every request first records how many replicas HAProxy has UP right then.
+        with contextlib.suppress(OSError, LocalTopologyError):
+            up_counts.append(sum(server.serving for server in api.server_stats().values()))
+        return "/"
+
+    with BoundedLoad(state_before.port, path=watch_up_count, threads=4, max_seconds=90) as load:
+        load.wait_for_requests(50)
+        # WHEN `pyscale local roll` replaces it
+        roll = subprocess.run(
+            [*PYSCALE, "local", "roll", "--workdir", state_before.workdir],
+            capture_output=True,
+            text=True,
+            timeout=100,
+            check=False,
+        )
+        during = load.snapshot().total
+        load.wait_for_requests(during + 50)
+    result = load.stop()
+
+    # THEN no request failed, HAProxy never had fewer than one replica UP, and the
+    # requests were answered first by the old replica, then by its replacement
+    assert roll.returncode == 0, roll.stdout + roll.stderr
+    assert result.failed == 0, result
+    assert len(up_counts) >= 100
+    assert min(up_counts) >= 1
+    (new,) = topology.state().replicas
+    assert new.name != old.name
+    assert new.process.pid != old.process.pid
+    assert set(result.instances) == {old.name, new.name}
+    status, _, body = get(state_before.port, "/")
+    assert (status, json.loads(body)["instance"]) == (200, new.name)
+    # ... and `status` shows exactly the new replica, UP in HAProxy
+    assert [(row.name, row.balancer_status) for row in topology.status()] == [(new.name, "UP")]
+    assert not processes.group_members(old.process.pgid)
 
 
 def test_killing_one_replica_under_load_fails_at_most_a_tenth_of_a_percent(
