@@ -215,7 +215,8 @@ def status(
 @local_app.command()
 @_user_errors
 def roll(workdir: WorkdirOption = local_state.DEFAULT_WORKDIR) -> None:
-    """Restart the replicas one at a time (drain, stop, start, healthy) while the rest serve."""
+    """Replace the replicas one at a time, as an ASG instance refresh does: launch a
+    replacement, wait until HAProxy sees it healthy, then drain and stop the old one."""
     topology = LocalTopology(workdir)
     topology.state()  # a clear error when nothing runs there
     started = time.monotonic()
