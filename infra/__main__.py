@@ -60,6 +60,7 @@ load_balancer = LoadBalancer(
         public_subnet_ids=network.public_subnet_ids,
         security_group_id=security_groups.alb_security_group_id,
         ssl_policy=settings.load_balancer.ssl_policy,
+        region=settings.region,
         certificate_arn=settings.load_balancer.certificate_arn,
         domain_name=settings.load_balancer.domain_name,
         hosted_zone_id=settings.load_balancer.hosted_zone_id,

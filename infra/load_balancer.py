@@ -28,11 +28,44 @@ from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
 HTTP_PORT = 80
 HTTPS_PORT = 443
 ACCESS_LOG_PREFIX = "alb"
+# Who writes ALB access logs into the bucket. Regions opened before August 2022: the
+# region's Elastic Load Balancing account; newer regions: the log delivery service
+# principal. Account ids (commercial partition) from the Elastic Load Balancing user
+# guide, "Enable access logs for your Application Load Balancer" (read 2026-11-25).
+# A table rather than the aws.elb.get_service_account data source: the provider fails
+# that lookup with "Unknown region" for every region it has no account for
+# (hashicorp/terraform-provider-aws#29322, #27874), failing the whole deployment there.
+ELB_ACCOUNT_BY_REGION: dict[str, str] = {
+    "us-east-1": "127311923021",
+    "us-east-2": "033677994240",
+    "us-west-1": "027434742980",
+    "us-west-2": "797873946194",
+    "af-south-1": "098369216593",
+    "ap-east-1": "754344448648",
+    "ap-southeast-3": "589379963580",
+    "ap-south-1": "718504428378",
+    "ap-northeast-3": "383597477331",
+    "ap-northeast-2": "600734575887",
+    "ap-southeast-1": "114774131450",
+    "ap-southeast-2": "783225319266",
+    "ap-northeast-1": "582318560864",
+    "ca-central-1": "985666609251",
+    "eu-central-1": "054676820928",
+    "eu-west-1": "156460612806",
+    "eu-west-2": "652711504416",
+    "eu-south-1": "635631232127",
+    "eu-west-3": "009996457667",
+    "eu-north-1": "897822967062",
+    "me-south-1": "076674570225",
+    "sa-east-1": "507241528517",
+}
+LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 
 
 @dataclass(frozen=True)
 class LoadBalancerArgs:
-    """``ssl_policy``: a TLS 1.3 ELB policy. ``deletion_protection`` (default off),
+    """``ssl_policy``: a TLS 1.3 ELB policy. ``region``: the stack's region (who delivers
+    access logs there). ``deletion_protection`` (default off),
     ``access_logs`` (default off: an encrypted private bucket is created when on), ``waf``
     (default off; ``waf_rate_limit`` requests per client IP per 5 minutes)."""
 
@@ -40,6 +73,7 @@ class LoadBalancerArgs:
     public_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     ssl_policy: str
+    region: str
     certificate_arn: str | None = None
     domain_name: str | None = None
     hosted_zone_id: str | None = None
@@ -74,7 +108,9 @@ class LoadBalancer(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
 
-        logs_bucket, logs_ready = self._access_logs_bucket() if args.access_logs else (None, [])
+        logs_bucket, logs_ready = (
+            self._access_logs_bucket(args.region) if args.access_logs else (None, [])
+        )
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
             load_balancer_type="application",
@@ -225,7 +261,7 @@ class LoadBalancer(pulumi.ComponentResource):
         return validation.certificate_arn
 
     # -- access logs -----------------------------------------------------------------
-    def _access_logs_bucket(self) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
+    def _access_logs_bucket(self, region: str) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
         bucket = aws.s3.Bucket(f"{self._name}-access-logs", force_destroy=False, opts=self._child)
         blocked = aws.s3.BucketPublicAccessBlock(
             f"{self._name}-access-logs",
@@ -256,30 +292,36 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=self._child,
         )
         account_id = aws.get_caller_identity().account_id
-        elb_account = aws.elb.get_service_account()
         log_objects = pulumi.Output.concat(
             bucket.arn, f"/{ACCESS_LOG_PREFIX}/AWSLogs/{account_id}/*"
         )
-        # Regions from before August 2022 deliver as the regional ELB account; newer ones
-        # as the log delivery service. Both are allowed, each only under our prefix.
+        writers: list[dict] = []
+        elb_account = ELB_ACCOUNT_BY_REGION.get(region)
+        if elb_account is not None:
+            writers.append(
+                {
+                    "Sid": "ElbAccountWritesLogs",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{elb_account}:root"},
+                    "Action": "s3:PutObject",
+                    "Resource": log_objects,
+                }
+            )
+        # The service principal: how newer regions deliver; harmless beside the account.
+        writers.append(
+            {
+                "Sid": "LogDeliveryWritesLogs",
+                "Effect": "Allow",
+                "Principal": {"Service": LOG_DELIVERY_PRINCIPAL},
+                "Action": "s3:PutObject",
+                "Resource": log_objects,
+            }
+        )
         policy_document = pulumi.Output.json_dumps(
             {
                 "Version": "2012-10-17",
                 "Statement": [
-                    {
-                        "Sid": "ElbAccountWritesLogs",
-                        "Effect": "Allow",
-                        "Principal": {"AWS": elb_account.arn},
-                        "Action": "s3:PutObject",
-                        "Resource": log_objects,
-                    },
-                    {
-                        "Sid": "LogDeliveryWritesLogs",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
-                        "Action": "s3:PutObject",
-                        "Resource": log_objects,
-                    },
+                    *writers,
                     {
                         "Sid": "DenyInsecureTransport",
                         "Effect": "Deny",

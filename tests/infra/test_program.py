@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -320,3 +321,34 @@ def test_more_zones_than_the_region_has_is_a_clean_error():
     assert failure.value.clean
     assert "has 3 available zones" in failure.value.message
     assert not [r for r in failure.value.resources if r.custom]
+
+
+def _access_log_writers(run) -> dict[str, object]:
+    policy = next(
+        r
+        for r in run.of_type("aws:s3/bucketPolicy:BucketPolicy")
+        if r.name.endswith("-access-logs")
+    )
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    return {s["Sid"]: s["Principal"] for s in statements if s["Action"] == "s3:PutObject"}
+
+
+def test_access_logs_in_an_older_region_are_written_by_its_elb_account(shipped_run):
+    # GIVEN prod in us-east-1, a region from before August 2022
+    writers = _access_log_writers(shipped_run("prod"))
+
+    # THEN the region's Elastic Load Balancing account may write the logs
+    assert writers["ElbAccountWritesLogs"] == {"AWS": "arn:aws:iam::127311923021:root"}
+
+
+def test_access_logs_in_a_newer_region_use_the_log_delivery_service_without_an_elb_account():
+    # GIVEN a stack with access logs in a region opened after August 2022, for which the
+    # provider's ELB service account lookup fails with 'Unknown region'
+    run = run_stack("dev", {"aws:region": "ap-southeast-4", "albAccessLogs": True})
+
+    # THEN the program does not look the account up, and the log delivery service writes
+    writers = _access_log_writers(run)
+    assert writers == {
+        "LogDeliveryWritesLogs": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
+    }
+    assert not any("getServiceAccount" in token for token, _ in run.data_source_calls)
