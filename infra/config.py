@@ -592,6 +592,37 @@ def _window_minutes(start_h: str, start_m: str, end_h: str, end_m: str, week: bo
     return (end - start) % (7 * 24 * 60 if week else 24 * 60)
 
 
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MINUTES_PER_DAY = 24 * 60
+_MINUTES_PER_WEEK = 7 * _MINUTES_PER_DAY
+
+
+def _weekly_span(window: str) -> tuple[int, int]:
+    """ddd:hh:mm-ddd:hh:mm as minutes from Monday 00:00: (start, end), end > start (an end
+    earlier in the week wraps past Sunday)."""
+    start_text, end_text = window.split("-")
+
+    def minute(text: str) -> int:
+        day, hour, minute_ = text.split(":")
+        return _DAYS.index(day) * _MINUTES_PER_DAY + int(hour) * 60 + int(minute_)
+
+    start, end = minute(start_text), minute(end_text)
+    return start, end if end > start else end + _MINUTES_PER_WEEK
+
+
+def _windows_overlap(daily: str, weekly: tuple[int, int]) -> bool:
+    """Does the daily hh:mm-hh:mm window, on any day, overlap the weekly span?"""
+    start_text, end_text = daily.split("-")
+    start = int(start_text[:2]) * 60 + int(start_text[3:])
+    length = (int(end_text[:2]) * 60 + int(end_text[3:]) - start) % _MINUTES_PER_DAY
+    for day in range(8):  # 8: a Sunday-night window runs into the next week's Monday
+        begin = day * _MINUTES_PER_DAY + start
+        for shift in (0, _MINUTES_PER_WEEK, -_MINUTES_PER_WEEK):
+            if begin + shift < weekly[1] and weekly[0] < begin + shift + length:
+                return True
+    return False
+
+
 def _read_cache(reader: _Reader) -> CacheSettings:
     engine = CacheEngine(reader.choice("cacheEngine", [e.value for e in CacheEngine]))
     versions = CACHE_ENGINE_VERSIONS[engine]
@@ -647,6 +678,18 @@ def _read_cache(reader: _Reader) -> CacheSettings:
             "cacheMaintenanceWindow",
             f"must be ddd:hh:mm-ddd:hh:mm in UTC (e.g. sun:05:00-sun:06:00), got {maintenance!r}",
         )
+    else:
+        maintenance_span = _weekly_span(maintenance)
+        if (maintenance_span[1] - maintenance_span[0]) < 60:
+            reader.problem("cacheMaintenanceWindow", "must span at least 60 minutes")
+        # ElastiCache refuses a snapshot window that overlaps the maintenance window.
+        if retention and _SNAPSHOT_WINDOW.match(snapshot_window):
+            if _windows_overlap(snapshot_window, maintenance_span):
+                reader.problem(
+                    "cacheSnapshotWindow",
+                    f"{snapshot_window} (daily) overlaps cacheMaintenanceWindow "
+                    f"{maintenance}; ElastiCache requires them apart: move one of them",
+                )
     return CacheSettings(
         engine=engine,
         engine_version=version,
