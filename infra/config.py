@@ -683,13 +683,16 @@ def _read_cache(reader: _Reader) -> CacheSettings:
         if (maintenance_span[1] - maintenance_span[0]) < 60:
             reader.problem("cacheMaintenanceWindow", "must span at least 60 minutes")
         # ElastiCache refuses a snapshot window that overlaps the maintenance window.
-        if retention and _SNAPSHOT_WINDOW.match(snapshot_window):
-            if _windows_overlap(snapshot_window, maintenance_span):
-                reader.problem(
-                    "cacheSnapshotWindow",
-                    f"{snapshot_window} (daily) overlaps cacheMaintenanceWindow "
-                    f"{maintenance}; ElastiCache requires them apart: move one of them",
-                )
+        if (
+            retention
+            and _SNAPSHOT_WINDOW.match(snapshot_window)
+            and _windows_overlap(snapshot_window, maintenance_span)
+        ):
+            reader.problem(
+                "cacheSnapshotWindow",
+                f"{snapshot_window} (daily) overlaps cacheMaintenanceWindow "
+                f"{maintenance}; ElastiCache requires them apart: move one of them",
+            )
     return CacheSettings(
         engine=engine,
         engine_version=version,
