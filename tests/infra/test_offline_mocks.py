@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import pytest
 from pulumi.runtime import MockResourceArgs
 
-from pyscale.offline import AwsMocks
+from pyscale.offline import AwsMocks, run_stack
 from pyscale.offline.mocks import AutonameTooLongError
 
 IAM_ARN = re.compile(r"^arn:aws:iam::\d{12}:(role|instance-profile|policy)/[\w+=,.@-]+$")
@@ -75,3 +76,22 @@ def test_an_auto_name_longer_than_the_resource_allows_fails_like_the_engine(type
         register(too_long)
     _, outputs = register(fits)
     assert len(outputs["name" if "lb/" in type_token else "replicationGroupId"]) == limit
+
+
+def test_no_stack_uses_a_deprecated_resource_argument_or_attribute(shipped_run):
+    # GIVEN every pulumi_aws module the program uses already imported (their import-time
+    # notices about *other* deprecated classes, e.g. s3.BucketV2, are not about our calls)
+    for stack in ("dev", "staging", "prod"):
+        shipped_run(stack)
+
+    # WHEN each stack runs again with every Python warning recorded
+    for stack in ("dev", "staging", "prod"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = run_stack(stack)
+
+        # THEN neither the provider SDK's deprecation log (deprecated resources and
+        # arguments) nor a DeprecationWarning (deprecated attributes such as
+        # get_region().name) was raised by the program's calls
+        assert not [w for w in run.warnings if "deprecated" in w.lower()], run.warnings
+        assert not [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
