@@ -57,6 +57,17 @@ class CacheArgs:
     port: int = CACHE_PORT
 
 
+def _transit_encryption_mode(args: CacheArgs) -> str | None:
+    """ "required" stated where the mode setting is certainly supported (Valkey, Redis 7+).
+    For Redis 6.x it is left unset: TLS enabled at creation already refuses plaintext
+    clients, and the mode setting arrived with the online TLS migration of later engines."""
+    if not args.transit_encryption:
+        return None
+    if args.engine is CacheEngine.REDIS and args.engine_version.startswith("6."):
+        return None
+    return "required"
+
+
 class Cache(pulumi.ComponentResource):
     endpoint: pulumi.Output[str]
     port: int
@@ -111,7 +122,7 @@ class Cache(pulumi.ComponentResource):
             multi_az_enabled=args.multi_az,
             at_rest_encryption_enabled=args.at_rest_encryption,
             transit_encryption_enabled=args.transit_encryption,
-            transit_encryption_mode="required" if args.transit_encryption else None,
+            transit_encryption_mode=_transit_encryption_mode(args),
             auth_token=token,
             auth_token_update_strategy="ROTATE" if token is not None else None,
             snapshot_retention_limit=args.snapshot_retention_days,

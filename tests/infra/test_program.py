@@ -352,3 +352,18 @@ def test_access_logs_in_a_newer_region_use_the_log_delivery_service_without_an_e
         "LogDeliveryWritesLogs": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"}
     }
     assert not any("getServiceAccount" in token for token, _ in run.data_source_calls)
+
+
+@pytest.mark.parametrize(
+    ("engine", "version", "mode"),
+    [("valkey", "8.0", "required"), ("redis", "7.1", "required"), ("redis", "6.2", None)],
+)
+def test_tls_mode_is_stated_required_where_the_engine_has_the_setting(engine, version, mode):
+    """GIVEN TLS on WHEN the engine has the transit-encryption-mode setting THEN it says
+    "required"; on Redis 6.x it is left to the default of a TLS-created group."""
+    group = run_stack("dev", {"cacheEngine": engine, "cacheEngineVersion": version}).one(
+        REPLICATION_GROUP
+    )
+
+    assert group.inputs["transitEncryptionEnabled"] is True
+    assert group.inputs.get("transitEncryptionMode") == mode
