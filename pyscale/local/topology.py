@@ -469,11 +469,15 @@ class LocalTopology:
 
     def _retire(self, name: str, progress: Progress) -> None:
         """Drain `name`, stop it once idle (or after the graceful timeout), remove it."""
-        api = self.api
         progress(f"{name}: draining")
+        self._drain(name, progress)
+        self._remove_replica(name, in_haproxy=True, progress=progress)
+
+    def _drain(self, name: str, progress: Progress) -> None:
+        """No new requests to `name`; in-flight ones get up to the app's graceful timeout,
+        the figure the ALB's deregistration delay uses."""
+        api = self.api
         api.set_state(name, "drain")
-        # Drain: no new requests; in-flight ones get up to the app's graceful timeout,
-        # the figure the ALB's deregistration delay uses.
         try:
             _wait_for(
                 lambda: api.server_stats()[name].current_sessions == 0,
@@ -484,7 +488,6 @@ class LocalTopology:
         except LocalTopologyError:
             # As the ALB after its deregistration delay: stop waiting and move on.
             progress(f"{name}: still busy after {GRACEFUL_TIMEOUT_SECONDS} s; stopping it")
-        self._remove_replica(name, in_haproxy=True, progress=progress)
 
     def _remove_replica(self, name: str, *, in_haproxy: bool, progress: Progress = _quiet) -> None:
         """Take `name` out of HAProxy (maintenance, then delete), stop it, forget it."""
@@ -533,19 +536,7 @@ class LocalTopology:
         while it restarts, so its slot (name, port, HAProxy server) is simply reused."""
         api = self.api
         replica = self.state().replica(name)
-        api.set_state(name, "drain")
-        # Drain: no new requests; in-flight ones get up to the app's graceful timeout,
-        # the figure the ALB's deregistration delay uses.
-        try:
-            _wait_for(
-                lambda: api.server_stats()[name].current_sessions == 0,
-                f"{name}'s in-flight requests to finish",
-                None,
-                timeout_seconds=GRACEFUL_TIMEOUT_SECONDS,
-            )
-        except LocalTopologyError:
-            # As the ALB after its deregistration delay: stop waiting and move on.
-            progress(f"{name}: still busy after {GRACEFUL_TIMEOUT_SECONDS} s; stopping it")
+        self._drain(name, progress)
         # Maintenance stops the health checks too, so the stop below is not a failure.
         api.set_state(name, "maint")
         if replica.process is not None:

@@ -53,6 +53,21 @@ def poll(condition, what: str, timeout_seconds: float) -> None:
         time.sleep(0.05)
 
 
+def roll_while_loaded(
+    workdir: str | Path, running_load: BoundedLoad
+) -> subprocess.CompletedProcess:
+    """`pyscale local roll`, then 50 more requests so the load outlasts the roll."""
+    roll = subprocess.run(
+        [*PYSCALE, "local", "roll", "--workdir", workdir],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    running_load.wait_for_requests(running_load.snapshot().total + 50)
+    return roll
+
+
 def test_requests_are_spread_over_every_replica(start_topology: StartTopology) -> None:
     # GIVEN three replicas behind HAProxy
     topology = start_topology(replicas=3)
@@ -97,15 +112,7 @@ def test_rolling_restart_under_steady_load_fails_no_request(
     with BoundedLoad(state_before.port, threads=4, max_seconds=90) as load:
         load.wait_for_requests(50)
         # WHEN `pyscale local roll` replaces every replica, one at a time
-        roll = subprocess.run(
-            [*PYSCALE, "local", "roll", "--workdir", state_before.workdir],
-            capture_output=True,
-            text=True,
-            timeout=100,
-            check=False,
-        )
-        during = load.snapshot().total
-        load.wait_for_requests(during + 50)
+        roll = roll_while_loaded(state_before.workdir, load)
     result = load.stop()
 
     # THEN no request failed, and none even needed HAProxy's retry (counted over the whole
@@ -145,15 +152,7 @@ def test_rolling_a_single_replica_launches_before_it_drains_and_fails_no_request
     with BoundedLoad(state_before.port, path=watch_up_count, threads=4, max_seconds=90) as load:
         load.wait_for_requests(50)
         # WHEN `pyscale local roll` replaces it
-        roll = subprocess.run(
-            [*PYSCALE, "local", "roll", "--workdir", state_before.workdir],
-            capture_output=True,
-            text=True,
-            timeout=100,
-            check=False,
-        )
-        during = load.snapshot().total
-        load.wait_for_requests(during + 50)
+        roll = roll_while_loaded(state_before.workdir, load)
     result = load.stop()
 
     # THEN no request failed, HAProxy never had fewer than one replica UP, and the
