@@ -66,6 +66,7 @@ load_balancer = LoadBalancer(
         hosted_zone_id=settings.load_balancer.hosted_zone_id,
         deletion_protection=settings.load_balancer.deletion_protection,
         access_logs=settings.load_balancer.access_logs,
+        access_log_retention_days=settings.monitoring.log_retention_days,
         waf=settings.load_balancer.waf,
         waf_rate_limit=settings.load_balancer.waf_rate_limit,
     ),

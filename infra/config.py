@@ -125,7 +125,12 @@ KEYS: tuple[ConfigKey, ...] = (
     ConfigKey("wsgiModule", "string", "app.wsgi:app", "WSGI callable as module:attribute."),
     # monitoring
     ConfigKey("alarmEmail", "string", "", "Email subscribed to the alarm topic."),
-    ConfigKey("logRetentionDays", "integer", 14, "CloudWatch Logs retention in days."),
+    ConfigKey(
+        "logRetentionDays",
+        "integer",
+        14,
+        "Days logs are kept: CloudWatch log groups and ALB access logs.",
+    ),
 )
 KEYS_BY_NAME: Mapping[str, ConfigKey] = {key.name: key for key in KEYS}
 

@@ -66,7 +66,8 @@ LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 class LoadBalancerArgs:
     """``ssl_policy``: a TLS 1.3 ELB policy. ``region``: the stack's region (who delivers
     access logs there). ``deletion_protection`` (default off),
-    ``access_logs`` (default off: an encrypted private bucket is created when on), ``waf``
+    ``access_logs`` (default off: an encrypted private bucket is created when on, whose
+    logs expire after ``access_log_retention_days``), ``waf``
     (default off; ``waf_rate_limit`` requests per client IP per 5 minutes)."""
 
     vpc_id: pulumi.Input[str]
@@ -79,6 +80,7 @@ class LoadBalancerArgs:
     hosted_zone_id: str | None = None
     deletion_protection: bool = False
     access_logs: bool = False
+    access_log_retention_days: int = 90
     waf: bool = False
     waf_rate_limit: int = 2000
     app_port: int = DEFAULT_PORT
@@ -109,7 +111,9 @@ class LoadBalancer(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self)
 
         logs_bucket, logs_ready = (
-            self._access_logs_bucket(args.region) if args.access_logs else (None, [])
+            self._access_logs_bucket(args.region, args.access_log_retention_days)
+            if args.access_logs
+            else (None, [])
         )
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
@@ -261,8 +265,31 @@ class LoadBalancer(pulumi.ComponentResource):
         return validation.certificate_arn
 
     # -- access logs -----------------------------------------------------------------
-    def _access_logs_bucket(self, region: str) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
+    def _access_logs_bucket(
+        self, region: str, retention_days: int
+    ) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
         bucket = aws.s3.Bucket(f"{self._name}-access-logs", force_destroy=False, opts=self._child)
+        # Logs are kept as long as the stack's other logs, not forever.
+        aws.s3.BucketLifecycleConfiguration(
+            f"{self._name}-access-logs",
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="expire-access-logs",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(
+                        prefix=f"{ACCESS_LOG_PREFIX}/"
+                    ),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        days=retention_days
+                    ),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=7
+                    ),
+                )
+            ],
+            opts=self._child,
+        )
         blocked = aws.s3.BucketPublicAccessBlock(
             f"{self._name}-access-logs",
             bucket=bucket.id,

@@ -10,6 +10,7 @@ import pytest
 from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
 from infra.config import CACHE_PORT, KEYS_BY_NAME
 from pyscale.offline import ProgramError, ProgramRun, is_secret, run_stack
+from pyscale.stacks import engine_config
 
 SUBNET = "aws:ec2/subnet:Subnet"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -321,6 +322,24 @@ def test_more_zones_than_the_region_has_is_a_clean_error():
     assert failure.value.clean
     assert "has 3 available zones" in failure.value.message
     assert not [r for r in failure.value.resources if r.custom]
+
+
+def test_prod_access_logs_expire_with_the_stacks_log_retention(shipped_run):
+    """GIVEN prod's access logs WHEN they age THEN they expire after logRetentionDays, as
+    the CloudWatch log groups do, instead of growing forever."""
+    run = shipped_run("prod")
+    lifecycle = next(
+        r
+        for r in run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+        if r.name == "pyscale-prod-access-logs"
+    )
+    (rule,) = lifecycle.inputs["rules"]
+    access_log_bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if "access" in r.name)
+
+    assert lifecycle.inputs["bucket"] == access_log_bucket.id
+    assert rule["status"] == "Enabled"
+    assert rule["filter"]["prefix"] == "alb/"
+    assert rule["expiration"]["days"] == int(engine_config("prod")["pyscale:logRetentionDays"])
 
 
 def _access_log_writers(run) -> dict[str, object]:
