@@ -81,7 +81,17 @@ os.environ.setdefault(
 
 # -- the Redis AUTH token: fetched once, in the master, inherited by every worker ----------
 if _settings.redis is not None and _settings.redis.auth_secret_arn:
-    fetch_auth_token(_settings.redis.auth_secret_arn, _settings.aws_region)
+    try:
+        fetch_auth_token(_settings.redis.auth_secret_arn, _settings.aws_region)
+    except Exception as error:  # botocore's errors (access, network, no such secret), bad JSON
+        # Stop like a bad variable does: one line naming it, no traceback. The message is
+        # botocore's or ours, neither of which carries the secret's value.
+        print(
+            f"pyscale app: {Env.REDIS_AUTH_SECRET_ARN}={_settings.redis.auth_secret_arn}: "
+            f"could not read the Redis AUTH token: {error}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 def on_starting(server) -> None:

@@ -39,7 +39,9 @@ def fetch_auth_token(secret_arn: str, region: str | None, secrets_client=None) -
             import boto3  # imported lazily: only instances that use Secrets Manager pay for it
 
             secrets_client = boto3.client("secretsmanager", region_name=region)
-        text = secrets_client.get_secret_value(SecretId=secret_arn)["SecretString"]
+        text = secrets_client.get_secret_value(SecretId=secret_arn).get("SecretString")
+        if not text:
+            raise ValueError(f"secret {secret_arn} has no SecretString (a binary secret?)")
         token = text
         if text.lstrip().startswith("{"):
             document = json.loads(text)

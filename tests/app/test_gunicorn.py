@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.contract import HEALTH_PATH, READY_PATH
 from app.report import build_report
 from tests.support.gunicorn import running_gunicorn, start_gunicorn
+from tests.support.secrets_manager import fake_secrets_manager
 from tests.support.servers import wait_until
 
 
@@ -136,4 +137,58 @@ def test_gunicorn_refuses_to_start_with_an_invalid_variable_and_names_it(tmp_pat
         raise
     assert returncode == 2
     assert "CACHE_TTL_SECONDS='soon'" in server.output()
+    assert "Traceback" not in server.output()
+
+
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:pyscale/redis-auth-AbCdEf"
+
+
+def test_the_auth_token_is_fetched_once_by_the_master_for_every_worker(tmp_path, tls_redis_server):
+    token = tls_redis_server.password
+    url_without_password = tls_redis_server.url.replace(f":{token}@", "")
+    with fake_secrets_manager({SECRET_ARN: json.dumps({"auth_token": token})}) as secrets:
+        env = {
+            **secrets.boto_env(),
+            "WEB_CONCURRENCY": "2",
+            "REDIS_URL": url_without_password,
+            "REDIS_AUTH_SECRET_ARN": SECRET_ARN,
+            "REDIS_TLS_CA_FILE": str(tls_redis_server.tls.ca_file),
+        }
+        with running_gunicorn(tmp_path, env) as server:
+            # GIVEN each worker serving a report over its own connection
+            cache_by_pid: dict[int, set[str]] = {}
+
+            def both_workers_used_redis() -> bool:
+                with requests.Session() as connection:  # one connection = one worker
+                    pid = connection.get(server.url + "/", timeout=5).json()["pid"]
+                    report = connection.get(server.url + "/api/report/86", timeout=5)
+                cache_by_pid.setdefault(pid, set()).add(report.headers["X-Cache"])
+                return len(cache_by_pid) == 2
+
+            wait_until(both_workers_used_redis, 20, "both gunicorn workers to serve a report")
+
+    # THEN both workers authenticated to Redis with the one token the master fetched
+    assert set().union(*cache_by_pid.values()) <= {"miss", "hit"}, cache_by_pid
+    assert secrets.requested == [SECRET_ARN]
+    assert token not in server.output()
+
+
+def test_an_unreadable_auth_token_stops_gunicorn_with_a_clear_message(tmp_path, tls_redis_server):
+    other_arn = SECRET_ARN.replace("redis-auth", "other")
+    with fake_secrets_manager({other_arn: "x"}) as secrets:
+        env = {
+            **secrets.boto_env(),
+            "REDIS_URL": tls_redis_server.url.replace(f":{tls_redis_server.password}@", ""),
+            "REDIS_AUTH_SECRET_ARN": SECRET_ARN,
+        }
+        server = start_gunicorn(tmp_path, env, wait=False)
+        try:
+            returncode = server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.stop()
+            raise
+
+    assert returncode == 2
+    assert "REDIS_AUTH_SECRET_ARN" in server.output()
+    assert "ResourceNotFoundException" in server.output()
     assert "Traceback" not in server.output()

@@ -143,3 +143,19 @@ def test_cluster_mode_single_flight_computes_once(redis_cluster, cluster_app_fac
 
     assert statuses == [200] * 30
     assert sum(computations(app) for app in instances) == 1
+
+
+def test_a_binary_secret_is_refused_with_a_message_naming_it():
+    secrets = boto3.client(
+        "secretsmanager",
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    binary_arn = SECRET_ARN.replace("redis-auth", "binary")
+    stub = Stubber(secrets)
+    stub.add_response(
+        "get_secret_value", {"ARN": binary_arn, "SecretBinary": b"\x00"}, {"SecretId": binary_arn}
+    )
+    with stub, pytest.raises(ValueError, match="no SecretString"):
+        redis_client.fetch_auth_token(binary_arn, "eu-west-1", secrets_client=secrets)
