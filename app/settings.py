@@ -12,7 +12,8 @@ Serving (read by app/gunicorn.conf.py)
   WEB_CONCURRENCY (vCPUs + 1): gunicorn worker processes, 1-256.
   WEB_THREADS (4): threads per gthread worker, 1-64.
   FORWARDED_ALLOW_IPS (127.0.0.1,::1): addresses/CIDRs whose X-Forwarded-* headers are
-    trusted — the load balancer only.
+    trusted — the load balancer only; `*` trusts any (only where the network admits
+    nothing but the load balancer).
   PROMETHEUS_MULTIPROC_DIR ($TMPDIR/pyscale-metrics-<PORT>): multiprocess metrics files;
     one directory per gunicorn master, emptied when it starts.
   LOG_LEVEL (INFO): DEBUG, INFO, WARNING or ERROR.
@@ -45,6 +46,7 @@ Identity
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -61,6 +63,7 @@ _VERSION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_ARN_PATTERN = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 )
+_REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -204,9 +207,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         port=env.number(Env.PORT, DEFAULT_PORT, int, 1, 65_535),
         web_concurrency=env.number(Env.WEB_CONCURRENCY, None, int, 1, 256),
         web_threads=env.number(Env.WEB_THREADS, 4, int, 1, 64),
-        forwarded_allow_ips=env.raw(Env.FORWARDED_ALLOW_IPS) or "127.0.0.1,::1",
+        forwarded_allow_ips=_forwarded_allow_ips(env),
     )
     aws_region = env.raw(Env.AWS_REGION)
+    if redis is not None and redis.auth_secret_arn and aws_region is not None:
+        # Only checked where it is used (the Secrets Manager client): boto3's own error
+        # for a malformed region is far from the variable.
+        aws_region = env.matching(Env.AWS_REGION, _REGION_PATTERN, "an AWS region, e.g. eu-west-1")
     if redis is not None and redis.auth_secret_arn and aws_region is None:
         match = _SECRET_ARN_PATTERN.match(redis.auth_secret_arn)
         aws_region = match.group("region") if match else None
@@ -223,6 +230,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         cache=cache,
         server=server,
     )
+
+
+def _forwarded_allow_ips(env: _Reader) -> str:
+    """Checked here, the way gunicorn checks it (strict networks, `*` = any), because
+    gunicorn's own refusal is a bare "does not appear to be an IPv4 or IPv6 network" that
+    names neither the setting nor the variable."""
+    text = env.raw(Env.FORWARDED_ALLOW_IPS)
+    if text is None:
+        return "127.0.0.1,::1"
+    for entry in (part.strip() for part in text.split(",")):
+        if entry in ("", "*"):  # gunicorn skips empty entries too
+            continue
+        try:
+            ipaddress.ip_network(entry)
+        except ValueError:
+            env.problems.append(
+                f"{Env.FORWARDED_ALLOW_IPS}={text!r}: {entry!r} is not an IP address or a "
+                "network (CIDR without host bits, e.g. 10.0.0.0/16); '*' trusts any address"
+            )
+            break
+    return text
 
 
 def _load_redis(env: _Reader) -> RedisSettings | None:

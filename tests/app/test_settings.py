@@ -46,6 +46,13 @@ def test_defaults_need_no_environment_at_all():
         ({"REDIS_URL": "rediss://c", "REDIS_TLS_CA_FILE": "/nonexistent"}, "REDIS_TLS_CA_FILE"),
         ({"APP_VERSION": "1.0 beta"}, "APP_VERSION"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.0/33"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.1/16"}, "FORWARDED_ALLOW_IPS"),
+        ({"FORWARDED_ALLOW_IPS": "127.0.0.1, my-load-balancer"}, "FORWARDED_ALLOW_IPS"),
+        (
+            {"REDIS_URL": "rediss://c", "REDIS_AUTH_SECRET_ARN": ARN, "AWS_REGION": "Ireland"},
+            "AWS_REGION",
+        ),
     ],
 )
 def test_an_invalid_value_is_rejected_naming_the_variable(env, named):
@@ -89,3 +96,16 @@ def test_tls_auth_and_secret_region_are_derived():
 def test_redis_cluster_accepts_the_usual_spellings_of_a_boolean(text, value):
     settings = load_settings({"REDIS_URL": "redis://cfg:6379", "REDIS_CLUSTER": text})
     assert settings.redis.cluster is value
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.0/16", "10.0.0.0/16, 10.1.0.0/16,", "::1"])
+def test_forwarded_allow_ips_takes_what_gunicorn_takes(value):
+    assert load_settings({"FORWARDED_ALLOW_IPS": value}).server.forwarded_allow_ips == value
+
+
+def test_aws_region_is_only_checked_where_secrets_manager_uses_it():
+    assert load_settings({"AWS_REGION": "local"}).aws_region == "local"
+    with_secret = {"REDIS_URL": "rediss://c", "REDIS_AUTH_SECRET_ARN": ARN}
+    assert (
+        load_settings({**with_secret, "AWS_REGION": "us-gov-west-1"}).aws_region == "us-gov-west-1"
+    )
