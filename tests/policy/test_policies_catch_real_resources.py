@@ -1,0 +1,324 @@
+"""Every policy, against the resources the real program registers: flip the one property a
+policy guards on a real stack's recorded inputs, and that policy — and only it — reports the
+resource.
+
+The hand-built cases in test_rules.py prove the rules' logic; these prove the rules read the
+fields the program actually sends (camelCase wire keys, launch-template booleans as strings).
+A rule reading a misspelt key gets None, skips its check and passes every stack silently —
+here it would fail, because each case first asserts the program registers the field with its
+compliant value, then flips exactly that field.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from policy.offline import (
+    Violation,
+    WireResource,
+    config_path,
+    evaluate,
+    load_policy_config,
+    provider_from_config,
+    run_offline_stack,
+)
+from pyscale.stacks import stack_names
+
+STACKS = stack_names()
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+AUTOSCALING_GROUP = "aws:autoscaling/group:Group"
+SUBNET = "aws:ec2/subnet:Subnet"
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+VPC = "aws:ec2/vpc:Vpc"
+REMOVE = object()  # the flip deletes the key
+
+
+@functools.cache
+def real_run(stack: str) -> tuple[list[WireResource], Mapping[str, str]]:
+    resources, engine_config = run_offline_stack(stack)
+    return resources, engine_config
+
+
+def judge(stack: str, resources: list[WireResource], engine_config=None) -> list[Violation]:
+    _, real_config = real_run(stack)
+    config = real_config if engine_config is None else engine_config
+    settings = load_policy_config(config_path(stack))
+    return evaluate(resources, settings, stack=stack, provider=provider_from_config(config))
+
+
+def the_one(stack: str, type_: str, where: Callable[[WireResource], bool] = lambda r: True):
+    resources, _ = real_run(stack)
+    found = [i for i, r in enumerate(resources) if r.type == type_ and where(r)]
+    assert len(found) == 1, f"{stack}: expected one {type_}, found {len(found)}"
+    return found[0]
+
+
+def flip(
+    stack: str, index: int, path: tuple[str | int, ...], compliant: Any, flipped: Any
+) -> list[Violation]:
+    """The stack's violations once input `path` of resource `index` goes from `compliant`
+    (asserted: the program really registers it) to `flipped` (REMOVE deletes it)."""
+    resources, _ = real_run(stack)
+    original = resources[index]
+    inputs = copy.deepcopy(dict(original.inputs))
+    holder: Any = inputs
+    for step in path[:-1]:
+        holder = holder[step]
+    registered = holder[path[-1]]
+    assert registered == compliant, (
+        f"{original.name}: the program registers {'.'.join(map(str, path))}={registered!r}, "
+        f"expected {compliant!r}"
+    )
+    if flipped is REMOVE:
+        del holder[path[-1]]
+    else:
+        holder[path[-1]] = flipped
+    changed = list(resources)
+    changed[index] = WireResource(
+        original.type, original.name, inputs, original.outputs, original.parent, original.urn
+    )
+    return judge(stack, changed)
+
+
+def reported(violations: list[Violation]) -> list[tuple[str, str | None]]:
+    return [(v.policy, v.resource) for v in violations]
+
+
+def name_of(stack: str, index: int) -> str:
+    return real_run(stack)[0][index].name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_real_stack_passes_every_policy_of_its_config(stack):
+    assert reported(judge(stack, real_run(stack)[0])) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Mandatory, every stack
+# ---------------------------------------------------------------------------------------------
+def cases(*flips: tuple[Any, ...]) -> list[Any]:
+    """Each flip as a test case named policy:input.path."""
+    return [pytest.param(*f, id=f"{f[0]}:{'.'.join(map(str, f[2]))}") for f in flips]
+
+
+MANDATORY_FLIPS = cases(
+    # (policy, resource type, input path, compliant value, flipped value, words in the message)
+    (
+        "ebs-encrypted",
+        LAUNCH_TEMPLATE,
+        ("blockDeviceMappings", 0, "ebs", "encrypted"),
+        "true",
+        "false",
+        "ebs.encrypted",
+    ),
+    (
+        "cache-encrypted-at-rest",
+        REPLICATION_GROUP,
+        ("atRestEncryptionEnabled",),
+        True,
+        False,
+        "at_rest_encryption_enabled",
+    ),
+    (
+        "cache-tls-and-auth",
+        REPLICATION_GROUP,
+        ("transitEncryptionEnabled",),
+        True,
+        False,
+        "transit_encryption_enabled",
+    ),
+    ("cache-tls-and-auth", REPLICATION_GROUP, ("authToken",), ..., REMOVE, "auth_token"),
+    (
+        "imdsv2-required",
+        LAUNCH_TEMPLATE,
+        ("metadataOptions", "httpTokens"),
+        "required",
+        "optional",
+        "http_tokens",
+    ),
+    (
+        "no-public-ip-on-app-instances",
+        LAUNCH_TEMPLATE,
+        ("networkInterfaces", 0, "associatePublicIpAddress"),
+        "false",
+        "true",
+        "associate_public_ip_address",
+    ),
+    (
+        "alb-drops-invalid-headers",
+        LOAD_BALANCER,
+        ("dropInvalidHeaderFields",),
+        True,
+        False,
+        "drop_invalid_header_fields",
+    ),
+    (
+        "instance-type-allowed",
+        LAUNCH_TEMPLATE,
+        ("instanceType",),
+        ...,
+        "x2iedn.32xlarge",
+        "allowedInstanceTypes",
+    ),
+)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(
+    ("policy", "type_", "path", "compliant", "flipped", "words"),
+    MANDATORY_FLIPS,
+)
+def test_flipping_the_guarded_input_of_a_real_resource_trips_its_policy(
+    stack, policy, type_, path, compliant, flipped, words
+):
+    index = the_one(stack, type_)
+    if compliant is ...:  # any registered value is compliant; only the flip matters
+        holder: Any = real_run(stack)[0][index].inputs
+        for step in path:
+            holder = holder[step]
+        compliant = holder
+    violations = flip(stack, index, path, compliant, flipped)
+    assert reported(violations) == [(policy, name_of(stack, index))]
+    assert words in violations[0].message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_real_alb_rule_opened_on_a_port_it_does_not_listen_on_is_rejected(stack):
+    index = the_one(stack, INGRESS_RULE, lambda r: r.inputs.get("fromPort") == 80.0)
+    violations = flip(stack, index, ("fromPort",), 80.0, 22.0)
+    assert reported(violations) == [("no-open-ingress-except-alb-listeners", name_of(stack, index))]
+    assert "ports 22-80" in violations[0].message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_real_fleet_rule_opened_to_the_world_is_rejected(stack):
+    index = the_one(stack, INGRESS_RULE, lambda r: r.name.endswith("-alb-to-fleet-in"))
+    fleet_sg = real_run(stack)[0][index].inputs["referencedSecurityGroupId"]
+    violations = flip(stack, index, ("referencedSecurityGroupId",), fleet_sg, REMOVE)
+    assert violations == []  # no source at all opens nothing
+    resources, _ = real_run(stack)
+    inputs = {**resources[index].inputs, "cidrIpv4": "0.0.0.0/0"}
+    inputs.pop("referencedSecurityGroupId")
+    changed = list(resources)
+    original = resources[index]
+    changed[index] = WireResource(
+        original.type, original.name, inputs, original.outputs, original.parent, original.urn
+    )
+    violations = judge(stack, changed)
+    assert reported(violations) == [("no-open-ingress-except-alb-listeners", original.name)]
+    assert "not the security group of a load balancer" in violations[0].message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_fleet_launched_into_a_real_subnet_that_maps_public_ips_is_rejected(stack):
+    resources, _ = real_run(stack)
+    group = resources[the_one(stack, AUTOSCALING_GROUP)]
+    first_subnet_id = group.inputs["vpcZoneIdentifiers"][0]
+    index = the_one(stack, SUBNET, lambda r: r.outputs.get("id") == first_subnet_id)
+    violations = flip(stack, index, ("mapPublicIpOnLaunch",), False, True)
+    assert reported(violations) == [("no-public-ip-on-app-instances", group.name)]
+    assert name_of(stack, index) in violations[0].message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_real_fleet_without_the_environment_tag_is_advised(stack):
+    index = the_one(stack, AUTOSCALING_GROUP)
+    tags = real_run(stack)[0][index].inputs["tags"]
+    assert "Environment" in {tag["key"] for tag in tags}
+    kept = [tag for tag in tags if tag["key"] != "Environment"]
+    violations = flip(stack, index, ("tags",), tags, kept)
+    assert reported(violations) == [("required-tags", name_of(stack, index))]
+    assert "Environment" in violations[0].message
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_without_the_providers_default_tags_the_real_vpc_lacks_its_tags(stack):
+    resources, engine_config = real_run(stack)
+    assert "aws:defaultTags" in engine_config
+    without = {k: v for k, v in engine_config.items() if k != "aws:defaultTags"}
+    violations = judge(stack, resources, engine_config=without)
+    vpc = resources[the_one(stack, VPC)].name
+    assert ("required-tags", vpc) in reported(violations)
+    assert {v.policy for v in violations} == {"required-tags"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Production, the prod stack (its policy config turns them on)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("policy", "type_", "path", "compliant", "flipped", "words"),
+    cases(
+        (
+            "prod-alb-deletion-protection",
+            LOAD_BALANCER,
+            ("enableDeletionProtection",),
+            True,
+            False,
+            "enable_deletion_protection",
+        ),
+        (
+            "prod-cache-multi-az-failover",
+            REPLICATION_GROUP,
+            ("multiAzEnabled",),
+            True,
+            False,
+            "multi_az_enabled",
+        ),
+        (
+            "prod-cache-multi-az-failover",
+            REPLICATION_GROUP,
+            ("automaticFailoverEnabled",),
+            True,
+            False,
+            "automatic_failover_enabled",
+        ),
+        (
+            "prod-cache-multi-az-failover",
+            REPLICATION_GROUP,
+            ("replicasPerNodeGroup",),
+            1.0,
+            0.0,
+            "a replica",
+        ),
+        (
+            "prod-cache-snapshots",
+            REPLICATION_GROUP,
+            ("snapshotRetentionLimit",),
+            7.0,
+            1.0,
+            "snapshot_retention_limit",
+        ),
+        ("prod-fleet-spans-zones", AUTOSCALING_GROUP, ("minSize",), 3.0, 1.0, "min_size 1"),
+        (
+            "cache-tls-and-auth",
+            REPLICATION_GROUP,
+            ("transitEncryptionMode",),
+            "required",
+            "preferred",
+            "transit_encryption_mode",
+        ),
+    ),
+)
+def test_flipping_a_production_setting_of_the_real_prod_stack_trips_its_policy(
+    policy, type_, path, compliant, flipped, words
+):
+    index = the_one("prod", type_)
+    violations = flip("prod", index, path, compliant, flipped)
+    assert reported(violations) == [(policy, name_of("prod", index))]
+    assert words in violations[0].message
+
+
+def test_the_real_prod_fleet_in_one_zone_is_rejected():
+    index = the_one("prod", AUTOSCALING_GROUP)
+    subnets = real_run("prod")[0][index].inputs["vpcZoneIdentifiers"]
+    assert len(subnets) >= 2
+    violations = flip("prod", index, ("vpcZoneIdentifiers",), subnets, subnets[:1])
+    assert reported(violations) == [("prod-fleet-spans-zones", name_of("prod", index))]
+    assert "spans 1 zones" in violations[0].message
