@@ -279,6 +279,14 @@ def _load_redis(env: _Reader) -> RedisSettings | None:
     if parts is None or parts.scheme not in ("redis", "rediss") or not parts.hostname:
         env.problems.append(f"{Env.REDIS_URL}={_redact(url)!r}: must be {allowed}")
         return None
+    if parts.query:
+        # redis-py turns query parameters into client options that override ours (a
+        # ?socket_timeout=30 would undo fail-fast) or into unknown ones that raise on every
+        # request; the query itself is not echoed, as it may hold ?password=.
+        env.problems.append(
+            f"{Env.REDIS_URL}: query parameters are not supported; timeouts and TLS come from "
+            f"{Env.REDIS_TIMEOUT_SECONDS} and {Env.REDIS_TLS_CA_FILE}"
+        )
     if port is not None and not 1 <= port <= 65_535:
         env.problems.append(f"{Env.REDIS_URL}: port must be 1-65535")
     db = parts.path.lstrip("/")

@@ -38,6 +38,7 @@ def test_defaults_need_no_environment_at_all():
         ({"REDIS_URL": "cache:6379"}, "REDIS_URL"),
         ({"REDIS_URL": "redis://cache:99999"}, "REDIS_URL"),
         ({"REDIS_URL": "redis://cache:6379/zero"}, "REDIS_URL"),
+        ({"REDIS_URL": "redis://cache:6379/0?socket_timeout=30"}, "REDIS_URL"),
         ({"REDIS_URL": "redis://cache", "REDIS_CLUSTER": "maybe"}, "REDIS_CLUSTER"),
         ({"REDIS_CLUSTER": "true"}, "REDIS_CLUSTER"),
         ({"REDIS_URL": "redis://c", "REDIS_AUTH_SECRET_ARN": "my-secret"}, "REDIS_AUTH_SECRET_ARN"),
@@ -109,3 +110,10 @@ def test_aws_region_is_only_checked_where_secrets_manager_uses_it():
     assert (
         load_settings({**with_secret, "AWS_REGION": "us-gov-west-1"}).aws_region == "us-gov-west-1"
     )
+
+
+def test_a_redis_url_query_is_refused_at_start_rather_than_failing_every_request(app_factory):
+    # redis-py would pass `?foo=bar` to its connection class, which raises on each request.
+    with pytest.raises(SettingsError, match="REDIS_URL: query parameters") as raised:
+        app_factory("redis://127.0.0.1:6379/0?foo=bar&password=hunter2")
+    assert "hunter2" not in str(raised.value)
