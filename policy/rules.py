@@ -450,10 +450,11 @@ def validate_cache_snapshots(args: ResourceValidationArgs, report: ReportViolati
 
 
 def _fleet_zones(group: PolicyResource) -> tuple[set[str], str]:
-    """The zones an Auto Scaling group spans, and how they were learned (for the message)."""
-    zones = {str(z) for z in as_list(group.props.get("availabilityZones"))}
-    if zones:
-        return zones, "availability zones"
+    """The zones an Auto Scaling group spans, and how they were learned (for the message).
+
+    Stack policies see outputs. The subnets the group depends on come first: their zone is an
+    input, known in a preview, whereas the group's own `availabilityZones` is computed by AWS
+    and unknown in the preview of a new fleet (reading it would skip the whole policy)."""
     subnets = [s for s in _dependencies(group, "vpcZoneIdentifiers") if s.resource_type == SUBNET]
     if subnets:
         zones = {
@@ -461,6 +462,9 @@ def _fleet_zones(group: PolicyResource) -> tuple[set[str], str]:
             for s in subnets
         }
         return zones, "zones (from its subnets)"
+    zones = {str(z) for z in as_list(group.props.get("availabilityZones"))}
+    if zones:
+        return zones, "availability zones"
     # Adopted subnets: the policy sees IDs only, so each distinct subnet counts as a zone; the
     # program's own config validation requires one subnet per zone.
     return {str(s) for s in as_list(group.props.get("vpcZoneIdentifiers"))}, "subnets"
