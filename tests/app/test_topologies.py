@@ -159,3 +159,45 @@ def test_a_binary_secret_is_refused_with_a_message_naming_it():
     )
     with stub, pytest.raises(ValueError, match="no SecretString"):
         redis_client.fetch_auth_token(binary_arn, "eu-west-1", secrets_client=secrets)
+
+
+def test_after_a_failover_the_demoted_primary_costs_no_5xx_and_is_reconnected_away_from(
+    tmp_path, redis_server, app_factory
+):
+    # GIVEN the primary endpoint's node demoted to a replica, as in an ElastiCache failover
+    # (there the endpoint's DNS then names the new primary; on loopback the node is promoted
+    # back instead, which is what the app sees either way: a writable primary again).
+    new_primary = start_redis(tmp_path / "new-primary")
+    new_primary.client().config_set("repl-diskless-sync-delay", 0)
+    node = redis_server.client()
+    try:
+        app = app_factory(redis_server.url, NEAR_CACHE_MAX_BYTES="0")
+        assert app.test_client().get("/api/report/87").headers["X-Cache"] == "miss"
+        node.replicaof("127.0.0.1", new_primary.port)
+        wait_until(
+            lambda: node.info("replication").get("master_link_status") == "up", 10, "the sync"
+        )
+
+        def connections() -> int:
+            return node.info("stats")["total_connections_received"]
+
+        # WHEN requests miss and their writes get READONLY
+        before = connections()
+        responses = [app.test_client().get(f"/api/report/{n}") for n in (88, 89, 90)]
+
+        # THEN they are served, and every READONLY drops the pooled connections, so each next
+        # request connects (and resolves the endpoint) again rather than reusing the old node
+        assert [(r.status_code, r.headers["X-Cache"]) for r in responses] == [(200, "bypass")] * 3
+        assert connections() - before >= 2
+        assert computations(app) == 4
+
+        # WHEN the endpoint is writable again, THEN caching resumes with no restart
+        node.replicaof("no", "one")
+        wait_until(
+            lambda: app.test_client().get("/api/report/91").headers["X-Cache"] in ("miss", "hit"),
+            10,
+            "caching to resume after the failover",
+        )
+        assert node.get(key(91)) == build_report(91)
+    finally:
+        new_primary.stop()
