@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.report import build_report
 from tests.app.conftest import metric
-from tests.support.servers import wait_until
+from tests.support.servers import SilentServer, wait_until
 
 ENDPOINTS = ["/", "/healthz", "/readyz", "/metrics", "/api/report/60", "/api/report/61"]
 
@@ -94,4 +96,35 @@ def test_a_cluster_that_is_down_at_start_degrades_instead_of_failing(app_factory
 
     assert response.status_code == 200
     assert response.headers["X-Cache"] == "bypass"
+    assert app.test_client().get("/readyz").get_json()["status"] == "degraded"
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("cluster", ["false", "true"])
+def test_a_redis_that_accepts_but_never_answers_costs_only_the_breakers_few_timeouts(
+    silent_server, app_factory, cluster
+):
+    # GIVEN a Redis host that is blackholed/hung rather than refusing connections
+    app = app_factory(
+        silent_server.url,
+        REDIS_CLUSTER=cluster,
+        NEAR_CACHE_MAX_BYTES="0",
+        CIRCUIT_BREAKER_FAILURES="3",
+        CIRCUIT_BREAKER_RESET_SECONDS="300",
+    )
+
+    # WHEN 30 requests arrive
+    responses = [app.test_client().get(f"/api/report/{n}") for n in range(1, 31)]
+
+    # THEN all are served, and only the three that opened the breaker waited on Redis
+    assert [(r.status_code, r.headers["X-Cache"]) for r in responses] == [(200, "bypass")] * 30
+    wait_until(lambda: silent_server.connections >= 3, 5, "the listener to count the clients")
+    assert silent_server.connections == 3
+    assert metric(app, "pyscale_cache_errors_total") == 3
     assert app.test_client().get("/readyz").get_json()["status"] == "degraded"

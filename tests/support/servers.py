@@ -1,4 +1,5 @@
-"""Real redis-server processes for tests: standalone, TLS + AUTH, replica, 3-master cluster.
+"""Real redis-server processes for tests: standalone, TLS + AUTH, replica, 3-master cluster
+(and SilentServer, a listener that never answers, for a blackholed Redis).
 
 Every server listens on a free loopback port, keeps its files under the test's tmp
 directory, and is stopped (SIGTERM, then SIGKILL after a bounded wait) by its fixture.
@@ -14,6 +15,7 @@ import random
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -261,3 +263,43 @@ def start_redis_cluster(directory: Path, masters: int = 3) -> RedisClusterServer
             node.stop()
         raise
     return RedisClusterServers(nodes)
+
+
+class SilentServer:
+    """A TCP listener on a free loopback port that accepts connections and never answers:
+    what a blackholed or hung Redis looks like to a client (the connect succeeds, every
+    reply times out). `connections` counts the clients that got through."""
+
+    def __init__(self) -> None:
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind((LOOPBACK, 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        return len(self._accepted)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:  # closed by stop()
+                return
+            self._accepted.append(connection)
+
+    def stop(self) -> None:
+        # shutdown() wakes the accept() blocked in the thread; close() alone may not.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(timeout=5)
+        for connection in self._accepted:
+            connection.close()
