@@ -41,7 +41,7 @@ class RequestMiddleware:
             return start_response(status, headers, exc_info)
 
         body = self.wsgi_app(environ, start_response_with_id)
-        # The route template ("/api/report/<path:raw_n>"), not the path, so label
+        # The route template ("/api/report/<text:raw_n>"), not the path, so label
         # cardinality stays bounded; RouteLabellingRequest records it.
         endpoint = environ.get(ROUTE_ENVIRON_KEY, "unmatched")
         method = environ.get("REQUEST_METHOD", "GET")

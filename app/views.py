@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from flask import Blueprint, Response, current_app, jsonify
+from werkzeug.routing import PathConverter
 
 from app.contract import HEALTH_PATH, READY_PATH
 from app.lifecycle import Phase
@@ -53,9 +54,23 @@ def index():
     )
 
 
-# `<path:raw_n>` accepts any string, so `abc`, `-5` and `1/2` reach the view and get a 400
-# JSON error rather than a 404.
-@bp.get("/api/report/<path:raw_n>")
+class AnyTextConverter(PathConverter):
+    """Werkzeug's `path` converter, but matching newlines too: its `.` stops at one, so
+    `/api/report/5%0A` would fall through to a 404 instead of the view's 400."""
+
+    regex = "(?s:[^/].*?)"
+
+
+@bp.record_once
+def _register_converter(state) -> None:
+    # Runs before the blueprint's rules are added (record order), which need the converter.
+    state.app.url_map.converters["text"] = AnyTextConverter
+
+
+# `<text:raw_n>` accepts any string, so `abc`, `-5`, `1/2` and `5\n` reach the view and get a
+# 400 JSON error rather than a 404; the bare prefix is routed too, as an empty n.
+@bp.get("/api/report/", defaults={"raw_n": ""})
+@bp.get("/api/report/<text:raw_n>")
 def report(raw_n: str):
     """The expensive report for n, cache-aside; X-Cache says hit, miss or bypass."""
     try:

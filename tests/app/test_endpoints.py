@@ -56,7 +56,16 @@ def test_off_ec2_the_hostname_is_the_last_resort(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "raw_n", ["abc", "-5", "0", str(MAX_N + 1), "99999999999999999999", "1.5", "1e3", "%20", "1/2"]
+    "raw_n",
+    [
+        *("abc", "-5", "0", str(MAX_N + 1), "99999999999999999999", "1.5", "1e3", "%20", "1/2"),
+        "",  # the bare prefix
+        # Unicode digits int() would accept: fullwidth 12, Arabic-Indic 3, superscript 2
+        *("%EF%BC%91%EF%BC%92", "%D9%A3", "%C2%B2"),
+        # a sign, surrounding whitespace, and a string far longer than any allowed n
+        *("+5", "%205", "5%20", "5%0A", "1" * 10_000),
+    ],
+    ids=lambda raw_n: raw_n[:24] or "empty",
 )
 def test_a_report_size_that_is_not_an_allowed_integer_is_a_400_json_error(client, raw_n):
     response = client.get(f"/api/report/{raw_n}")
@@ -131,7 +140,7 @@ def test_metrics_count_requests_by_route_template_and_status(client):
     for path in ["/api/report/5", "/api/report/6", "/api/report/abc", "/nope"]:
         client.get(path)
     app = client.application
-    route = "/api/report/<path:raw_n>"
+    route = "/api/report/<text:raw_n>"
 
     def requests(endpoint, status):
         labels = {"endpoint": endpoint, "method": "GET", "status": status}

@@ -75,7 +75,7 @@ def test_metrics_and_single_flight_hold_across_two_worker_processes(tmp_path, re
 
     # THEN one scrape sees every worker's requests, and the report was computed once
     assert total(samples, "pyscale_http_requests_total", endpoint="/", status="200") == sent
-    route = "/api/report/<path:raw_n>"
+    route = "/api/report/<text:raw_n>"
     assert total(samples, "pyscale_http_requests_total", endpoint=route, status="200") == 100
     assert total(samples, "pyscale_http_request_duration_seconds_count", endpoint=route) == 100
     assert {r.status_code for r in responses} == {200}
