@@ -97,7 +97,15 @@ if _settings.redis is not None and _settings.redis.auth_secret_arn:
 def on_starting(server) -> None:
     """Start with an empty metrics directory: files of a previous run's workers would count."""
     directory = os.environ[Env.PROMETHEUS_MULTIPROC_DIR]
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as error:  # a file in the way, a missing parent, a read-only mount
+        print(
+            f"pyscale app: {Env.PROMETHEUS_MULTIPROC_DIR}={directory}: "
+            f"cannot be used as the metrics directory: {error.strerror}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     # The default lives in a shared temp dir under a predictable name: refuse one that
     # another user created, whose files we would otherwise read and delete.
     if os.stat(directory).st_uid != os.getuid():

@@ -192,3 +192,19 @@ def test_an_unreadable_auth_token_stops_gunicorn_with_a_clear_message(tmp_path, 
     assert "REDIS_AUTH_SECRET_ARN" in server.output()
     assert "ResourceNotFoundException" in server.output()
     assert "Traceback" not in server.output()
+
+
+def test_an_unusable_metrics_directory_stops_gunicorn_naming_the_variable(tmp_path):
+    in_the_way = tmp_path / "not-a-directory"
+    in_the_way.write_text("")
+    server = start_gunicorn(
+        tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(in_the_way / "metrics")}, wait=False
+    )
+    try:
+        returncode = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.stop()
+        raise
+    assert returncode == 2
+    assert f"PROMETHEUS_MULTIPROC_DIR={in_the_way / 'metrics'}" in server.output()
+    assert "Traceback" not in server.output()
