@@ -50,6 +50,7 @@ import ipaddress
 import math
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
@@ -306,6 +307,15 @@ def _load_redis(env: _Reader) -> RedisSettings | None:
             env.problems.append(f"{Env.REDIS_TLS_CA_FILE} needs a rediss:// {Env.REDIS_URL}")
         elif not os.path.isfile(ca_file):
             env.problems.append(f"{Env.REDIS_TLS_CA_FILE}={ca_file!r}: no such file")
+        else:
+            # Loaded once here so a file that holds no certificate stops the app at start;
+            # redis-py would only fail at each connect, leaving the cache silently off.
+            try:
+                ssl.create_default_context(cafile=ca_file)
+            except (ssl.SSLError, OSError) as error:
+                env.problems.append(
+                    f"{Env.REDIS_TLS_CA_FILE}={ca_file!r}: not a readable PEM CA bundle ({error})"
+                )
     return RedisSettings(
         url=url,
         cluster=cluster,

@@ -45,6 +45,7 @@ def test_defaults_need_no_environment_at_all():
         ({"REDIS_AUTH_SECRET_ARN": ARN}, "REDIS_AUTH_SECRET_ARN"),
         ({"REDIS_URL": "redis://c", "REDIS_TLS_CA_FILE": "/etc/hosts"}, "REDIS_TLS_CA_FILE"),
         ({"REDIS_URL": "rediss://c", "REDIS_TLS_CA_FILE": "/nonexistent"}, "REDIS_TLS_CA_FILE"),
+        ({"REDIS_URL": "rediss://c", "REDIS_TLS_CA_FILE": "/etc/hosts"}, "REDIS_TLS_CA_FILE"),
         ({"APP_VERSION": "1.0 beta"}, "APP_VERSION"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.0/33"}, "FORWARDED_ALLOW_IPS"),
