@@ -208,3 +208,24 @@ def test_an_unusable_metrics_directory_stops_gunicorn_naming_the_variable(tmp_pa
     assert returncode == 2
     assert f"PROMETHEUS_MULTIPROC_DIR={in_the_way / 'metrics'}" in server.output()
     assert "Traceback" not in server.output()
+
+
+def redirect_scheme(base_url: str) -> str:
+    """The scheme gunicorn decided the request came over, as the app's own redirect shows it
+    (GET /api/report -> 308 to /api/report/, an absolute URL built from wsgi.url_scheme)."""
+    response = requests.get(
+        base_url + "/api/report",
+        headers={"X-Forwarded-Proto": "https"},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert response.status_code == 308
+    return response.headers["Location"].split("://", 1)[0]
+
+
+def test_forwarded_headers_are_trusted_only_from_forwarded_allow_ips(tmp_path):
+    # The test client connects from 127.0.0.1: the load balancer in the first case only.
+    with running_gunicorn(tmp_path / "trusted", {"FORWARDED_ALLOW_IPS": "127.0.0.1"}) as lb:
+        assert redirect_scheme(lb.url) == "https"
+    with running_gunicorn(tmp_path / "other", {"FORWARDED_ALLOW_IPS": "10.0.0.0/16"}) as other:
+        assert redirect_scheme(other.url) == "http"
