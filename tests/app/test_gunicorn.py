@@ -128,13 +128,19 @@ def test_sigterm_turns_readiness_to_503_and_finishes_the_request_in_flight(tmp_p
         server.stop()
 
 
-def test_gunicorn_refuses_to_start_with_an_invalid_variable_and_names_it(tmp_path):
-    server = start_gunicorn(tmp_path, {"CACHE_TTL_SECONDS": "soon"}, wait=False)
+def exit_status_of_refused_start(server) -> int:
+    """gunicorn's exit status once it refuses to start (stopped, and the test failed, if it
+    is still running after 30 s)."""
     try:
-        returncode = server.process.wait(timeout=30)
+        return server.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.stop()
         raise
+
+
+def test_gunicorn_refuses_to_start_with_an_invalid_variable_and_names_it(tmp_path):
+    server = start_gunicorn(tmp_path, {"CACHE_TTL_SECONDS": "soon"}, wait=False)
+    returncode = exit_status_of_refused_start(server)
     assert returncode == 2
     assert "CACHE_TTL_SECONDS='soon'" in server.output()
     assert "Traceback" not in server.output()
@@ -182,11 +188,7 @@ def test_an_unreadable_auth_token_stops_gunicorn_with_a_clear_message(tmp_path, 
             "REDIS_AUTH_SECRET_ARN": SECRET_ARN,
         }
         server = start_gunicorn(tmp_path, env, wait=False)
-        try:
-            returncode = server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.stop()
-            raise
+        returncode = exit_status_of_refused_start(server)
 
     assert returncode == 2
     assert "REDIS_AUTH_SECRET_ARN" in server.output()
@@ -200,11 +202,7 @@ def test_an_unusable_metrics_directory_stops_gunicorn_naming_the_variable(tmp_pa
     server = start_gunicorn(
         tmp_path, {"PROMETHEUS_MULTIPROC_DIR": str(in_the_way / "metrics")}, wait=False
     )
-    try:
-        returncode = server.process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.stop()
-        raise
+    returncode = exit_status_of_refused_start(server)
     assert returncode == 2
     assert f"PROMETHEUS_MULTIPROC_DIR={in_the_way / 'metrics'}" in server.output()
     assert "Traceback" not in server.output()

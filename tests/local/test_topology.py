@@ -237,14 +237,9 @@ def test_redis_stopped_and_restarted_under_load_gives_no_5xx_and_caching_resumes
     assert result.statuses[200] == result.total
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
-def test_up_stopped_by_a_signal_leaves_no_process_behind(
-    tmp_path: Path, stop_signal: signal.Signals
-) -> None:
-    # GIVEN `pyscale local up` running as a command
-    workdir = tmp_path / "work"
-    port = free_port()
-    command = subprocess.Popen(
+def launch_up_with_two_replicas(port: int, workdir: Path) -> subprocess.Popen:
+    """`pyscale local up` as a user runs it: its own process, output captured."""
+    return subprocess.Popen(
         [
             *PYSCALE, "local", "up",
             "--replicas", "2", "--workers", "1", "--port", str(port), "--workdir", str(workdir),
@@ -254,6 +249,16 @@ def test_up_stopped_by_a_signal_leaves_no_process_behind(
         text=True,
         cwd=REPO_ROOT,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_up_stopped_by_a_signal_leaves_no_process_behind(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    # GIVEN `pyscale local up` running as a command
+    workdir = tmp_path / "work"
+    port = free_port()
+    command = launch_up_with_two_replicas(port, workdir)
     try:
         topology = LocalTopology(workdir)
 
@@ -357,16 +362,7 @@ def test_up_replaces_a_replica_that_dies_as_the_asg_would(tmp_path: Path) -> Non
     # GIVEN `pyscale local up` with two replicas
     workdir = tmp_path / "work"
     port = free_port()
-    command = subprocess.Popen(
-        [
-            *PYSCALE, "local", "up",
-            "--replicas", "2", "--workers", "1", "--port", str(port), "--workdir", str(workdir),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=REPO_ROOT,
-    )  # fmt: skip
+    command = launch_up_with_two_replicas(port, workdir)
     topology = LocalTopology(workdir)
 
     def all_up() -> bool:
