@@ -12,8 +12,10 @@ Add an answer here (a function of the call's args) when the program starts calli
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +27,108 @@ PARTITION = "aws"
 
 # Availability zones per region, as AWS names them. Regions not listed get a, b, c.
 _AZ_LETTERS = {"us-east-1": "abcdef", "us-west-2": "abcd", "ap-northeast-1": "acd"}
+# Zone names map to zone ids per account; this account's us-east-1 map puts use1-az3 (the
+# zone that offers no current-generation instance type) second, as such an account would.
+_ZONE_IDS = {
+    "us-east-1": {
+        "a": "use1-az1",
+        "b": "use1-az3",
+        "c": "use1-az2",
+        "d": "use1-az4",
+        "e": "use1-az5",
+        "f": "use1-az6",
+    },
+}
+# use1-az3: an older us-east-1 zone that offers only previous-generation x86 types.
+CONSTRAINED_ZONE_IDS = frozenset({"use1-az3"})
+CONSTRAINED_ZONE_MAX_GENERATION = 5
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One entry of EC2 DescribeAvailabilityZones."""
+
+    name: str
+    zone_id: str
+    zone_type: str  # availability-zone | local-zone
+    opt_in_status: str  # opt-in-not-required | opted-in | not-opted-in
+    group_name: str
+    state: str = "available"
+
+
+# Local Zones: Boston is opted in for this account, Miami is not. A Local Zone's name sorts
+# before the region's own zones ("us-east-1-bos-1a" < "us-east-1a").
+_LOCAL_ZONES = {
+    "us-east-1": (
+        Zone("us-east-1-bos-1a", "use1-bos1-az1", "local-zone", "opted-in", "us-east-1-bos-1"),
+        Zone("us-east-1-mia-1a", "use1-mia1-az1", "local-zone", "not-opted-in", "us-east-1-mia-1"),
+    ),
+}
+# What a Local Zone offers: a handful of families (AWS lists them per zone).
+LOCAL_ZONE_FAMILIES = frozenset({"t3", "c5", "m5", "r5"})
+
+
+def region_zones(region: str) -> list[Zone]:
+    """Every zone of ``region`` this account could see (AllAvailabilityZones=true)."""
+    short = "".join(word[0] for word in region.split("-")[:-1]) + region.split("-")[-1]
+    ids = _ZONE_IDS.get(region, {})
+    zones = [
+        Zone(
+            f"{region}{letter}",
+            ids.get(letter, f"{short}-az{index + 1}"),
+            "availability-zone",
+            "opt-in-not-required",
+            region,
+        )
+        for index, letter in enumerate(_AZ_LETTERS.get(region, "abc"))
+    ]
+    return zones + list(_LOCAL_ZONES.get(region, ()))
+
+
+def zone_offers(zone: Zone, instance_type: str) -> bool:
+    """Whether EC2 offers ``instance_type`` in ``zone`` (the offline model of offerings)."""
+    from infra import instance_types
+
+    found = instance_types.lookup(instance_type)
+    if zone.zone_type == "local-zone":
+        return found.family in LOCAL_ZONE_FAMILIES
+    if zone.zone_id in CONSTRAINED_ZONE_IDS:
+        generation = re.match(r"^[a-z]+(\d+)", found.family)
+        return (
+            found.architecture == "x86_64"
+            and generation is not None
+            and int(generation[1]) <= CONSTRAINED_ZONE_MAX_GENERATION
+        )
+    return True
+
+
+_ZONE_FILTER_FIELDS = {
+    "zone-name": "name",
+    "zone-id": "zone_id",
+    "zone-type": "zone_type",
+    "opt-in-status": "opt_in_status",
+    "group-name": "group_name",
+    "state": "state",
+}
+
+
+class InvalidFilterError(ValueError):
+    """What EC2 answers for a filter name it does not know (InvalidParameterValue)."""
+
+
+def _matches(filters: list[dict[str, Any]], fields: dict[str, str], item: Any) -> bool:
+    for entry in filters:
+        field_name = fields.get(entry["name"])
+        if field_name is None:
+            raise InvalidFilterError(
+                f"InvalidParameterValue: The filter '{entry['name']}' is invalid"
+            )
+        value = getattr(item, field_name) if not isinstance(item, dict) else item[field_name]
+        if not any(fnmatch.fnmatchcase(value, pattern) for pattern in entry["values"]):
+            return False
+    return True
+
+
 # Region -> AWS's Route 53 hosted zone id for its ALBs (needed for alias records).
 _ALB_ZONE_IDS = {
     "us-east-1": "Z35SXDOTRQ7X7K",
@@ -59,19 +163,85 @@ class CallContext:
 # Data sources
 # ---------------------------------------------------------------------------------------
 def _availability_zones(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """DescribeAvailabilityZones as the provider calls it, sorted by name as the provider
+    sorts it. Without ``allAvailabilityZones`` AWS lists the region's zones plus the Local
+    Zones the account opted into, and those names sort first."""
     region = args.get("region") or ctx.region
-    letters = _AZ_LETTERS.get(region, "abc")
-    short = "".join(word[0] for word in region.split("-")[:-1]) + region.split("-")[-1]
-    names = [f"{region}{letter}" for letter in letters]
-    excluded = set(args.get("excludeNames") or [])
-    names = [name for name in names if name not in excluded]
+    zones = region_zones(region)
+    if not args.get("allAvailabilityZones"):
+        zones = [zone for zone in zones if zone.opt_in_status != "not-opted-in"]
+    filters = list(args.get("filters") or [])
+    if args.get("state"):
+        filters.append({"name": "state", "values": [args["state"]]})
+    zones = [zone for zone in zones if _matches(filters, _ZONE_FILTER_FIELDS, zone)]
+    excluded_names = set(args.get("excludeNames") or [])
+    excluded_ids = set(args.get("excludeZoneIds") or [])
+    zones = sorted(
+        (z for z in zones if z.name not in excluded_names and z.zone_id not in excluded_ids),
+        key=lambda zone: zone.name,
+    )
     return {
         "id": region,
-        "names": names,
-        "zoneIds": [f"{short}-az{index + 1}" for index in range(len(names))],
-        "groupNames": [region] * len(names),
+        "names": [zone.name for zone in zones],
+        "zoneIds": [zone.zone_id for zone in zones],
+        "groupNames": sorted({zone.group_name for zone in zones}),
         "region": region,
-        "state": args.get("state", "available"),
+        "state": args.get("state"),
+        "filters": args.get("filters"),
+    }
+
+
+_OFFERING_LOCATION = {"availability-zone": "name", "availability-zone-id": "zone_id"}
+
+
+def _instance_type_offerings(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """DescribeInstanceTypeOfferings: parallel lists of (instance type, location, location
+    type), as the provider flattens them. ``locationType`` defaults to the region."""
+    from infra import instance_types
+
+    region = args.get("region") or ctx.region
+    location_type = args.get("locationType") or "region"
+    type_patterns: list[str] = []
+    location_filters: list[dict[str, Any]] = []
+    for entry in args.get("filters") or []:
+        if entry["name"] == "instance-type":
+            type_patterns += entry["values"]
+        elif entry["name"] == "location":
+            location_filters.append({"name": "location", "values": entry["values"]})
+        else:
+            raise InvalidFilterError(
+                f"InvalidParameterValue: The filter '{entry['name']}' is invalid"
+            )
+    names = [
+        name
+        for name in instance_types.all_names()
+        if not type_patterns or any(fnmatch.fnmatchcase(name, p) for p in type_patterns)
+    ]
+    zones = region_zones(region)
+    offered: list[tuple[str, str]] = []
+    for name in names:
+        offering_zones = [
+            z for z in zones if z.opt_in_status != "not-opted-in" and zone_offers(z, name)
+        ]
+        if location_type == "region":
+            locations = [region] if offering_zones else []
+        elif location_type in _OFFERING_LOCATION:
+            locations = [getattr(z, _OFFERING_LOCATION[location_type]) for z in offering_zones]
+        else:
+            raise InvalidFilterError(f"InvalidParameterValue: locationType {location_type!r}")
+        offered += [
+            (name, location)
+            for location in locations
+            if _matches(location_filters, {"location": "location"}, {"location": location})
+        ]
+    return {
+        "id": region,
+        "instanceTypes": [name for name, _ in offered],
+        "locations": [location for _, location in offered],
+        "locationTypes": [location_type] * len(offered),
+        "locationType": args.get("locationType"),
+        "filters": args.get("filters"),
+        "region": region,
     }
 
 
@@ -235,6 +405,7 @@ DATA_SOURCES: dict[str, Callable[[dict[str, Any], CallContext], dict[str, Any]]]
     "aws:iam/getPolicyDocument:getPolicyDocument": _policy_document,
     "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:ec2/getInstanceType:getInstanceType": _instance_type,
+    "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
 }
 
 

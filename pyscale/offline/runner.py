@@ -121,6 +121,52 @@ class ProgramRun:
     def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
         return [r for r in self.resources if r.parent == parent.urn]
 
+    def descendants_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        """Every resource under ``parent``, at any depth."""
+        found: list[RecordedResource] = []
+        for child in self.children_of(parent):
+            found += [child, *self.descendants_of(child)]
+        return found
+
+    def created_after(self, resource: RecordedResource) -> set[str]:
+        """URNs of every resource the engine must finish creating before ``resource``.
+
+        The engine starts a resource only once everything in its registration's
+        ``dependencies`` exists (explicit ``depends_on`` plus every resource an input's
+        Output came from) and, for a child of a custom resource, once its parent exists.
+        A component stands for all its descendants: depending on one waits for each of
+        them. The closure of those edges is the ordering `pulumi up` guarantees; anything
+        outside it may run concurrently, whatever the registration order here was."""
+        by_urn = {r.urn: r for r in self.resources}
+        seen: set[str] = set()
+        pending = list(self._direct_prerequisites(resource, by_urn))
+        while pending:
+            urn = pending.pop()
+            if urn in seen or urn not in by_urn:
+                continue
+            seen.add(urn)
+            pending += self._direct_prerequisites(by_urn[urn], by_urn)
+        return seen
+
+    def is_created_after(self, resource: RecordedResource, prerequisite: RecordedResource) -> bool:
+        """True when `pulumi up` cannot start ``resource`` before ``prerequisite`` exists."""
+        return prerequisite.urn in self.created_after(resource)
+
+    def _direct_prerequisites(
+        self, resource: RecordedResource, by_urn: Mapping[str, RecordedResource]
+    ) -> list[str]:
+        direct = list(resource.options.dependencies)
+        parent = by_urn.get(resource.parent or "")
+        if parent is not None and parent.custom:
+            direct.append(parent.urn)
+        expanded: list[str] = []
+        for urn in direct:
+            dependency = by_urn.get(urn)
+            if dependency is not None and not dependency.custom:
+                expanded += [d.urn for d in self.descendants_of(dependency)]
+            expanded.append(urn)
+        return expanded
+
 
 class ProgramError(Exception):
     """The program failed. ``clean`` is True for errors the engine reports without a

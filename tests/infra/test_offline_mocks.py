@@ -7,10 +7,20 @@ import re
 import warnings
 
 import pytest
-from pulumi.runtime import MockResourceArgs
+from pulumi.runtime import MockCallArgs, MockResourceArgs
 
 from pyscale.offline import AwsMocks, run_stack
-from pyscale.offline.mocks import AutonameTooLongError
+from pyscale.offline.mocks import AutonameTooLongError, InvalidFilterError, UnknownDataSourceError
+
+AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
+OFFERINGS = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
+
+
+def _call(token: str, region: str = "us-east-1", **args):
+    mocks = AwsMocks(region, "123456789012", "pyscale", "s")
+    answer, _failures = mocks.call(MockCallArgs(token=token, args=args, provider=""))
+    return answer
+
 
 IAM_ARN = re.compile(r"^arn:aws:iam::\d{12}:(role|instance-profile|policy)/[\w+=,.@-]+$")
 
@@ -95,3 +105,74 @@ def test_no_stack_uses_a_deprecated_resource_argument_or_attribute(shipped_run):
         # get_region().name) was raised by the program's calls
         assert not [w for w in run.warnings if "deprecated" in w.lower()], run.warnings
         assert not [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)]
+
+
+def test_available_zones_include_the_opted_in_local_zone_and_it_sorts_first():
+    # WHEN the program asks as it did: every zone whose state is available
+    zones = _call(AVAILABILITY_ZONES, state="available")
+
+    # THEN AWS's answer leads with the Boston Local Zone this account opted into (a Local
+    # Zone it did not opt into stays out) and lists the region's zones after it
+    assert zones["names"][0] == "us-east-1-bos-1a"
+    assert "us-east-1-mia-1a" not in zones["names"]
+    assert zones["names"][1:] == [f"us-east-1{letter}" for letter in "abcdef"]
+    assert dict(zip(zones["names"], zones["zoneIds"], strict=True))["us-east-1b"] == "use1-az3"
+
+
+def test_the_opt_in_status_filter_leaves_only_the_regions_own_zones():
+    zones = _call(
+        AVAILABILITY_ZONES,
+        state="available",
+        filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}],
+    )
+    assert zones["names"] == [f"us-east-1{letter}" for letter in "abcdef"]
+    assert zones["groupNames"] == ["us-east-1"]
+
+
+def test_all_availability_zones_lists_local_zones_the_account_did_not_opt_into():
+    zones = _call(AVAILABILITY_ZONES, allAvailabilityZones=True)
+    assert {"us-east-1-bos-1a", "us-east-1-mia-1a"} <= set(zones["names"])
+
+
+@pytest.mark.parametrize("instance_type", ["m7g.large", "t4g.small", "c7i.large"])
+def test_use1_az3_does_not_offer_current_generation_types(instance_type):
+    # WHEN the program asks in which zones (by id) an instance type is offered
+    offered = _call(
+        OFFERINGS,
+        locationType="availability-zone-id",
+        filters=[{"name": "instance-type", "values": [instance_type]}],
+    )
+
+    # THEN every standard zone but use1-az3 offers it, in parallel lists as the provider
+    # flattens EC2's answer
+    assert set(offered["instanceTypes"]) == {instance_type}
+    assert offered["locationTypes"] == ["availability-zone-id"] * len(offered["locations"])
+    assert sorted(offered["locations"]) == [f"use1-az{n}" for n in (1, 2, 4, 5, 6)]
+
+
+def test_offerings_by_zone_name_with_a_location_filter_and_a_wildcard():
+    offered = _call(
+        OFFERINGS,
+        locationType="availability-zone",
+        filters=[
+            {"name": "instance-type", "values": ["m5.l*"]},
+            {"name": "location", "values": ["us-east-1b", "us-east-1-bos-1a"]},
+        ],
+    )
+    # m5 is previous-generation x86: use1-az3 (us-east-1b here) and Boston offer it
+    assert sorted(zip(offered["instanceTypes"], offered["locations"], strict=True)) == [
+        ("m5.large", "us-east-1-bos-1a"),
+        ("m5.large", "us-east-1b"),
+    ]
+
+
+def test_a_filter_ec2_does_not_know_is_refused_as_ec2_refuses_it():
+    with pytest.raises(InvalidFilterError, match="zone-flavour"):
+        _call(AVAILABILITY_ZONES, filters=[{"name": "zone-flavour", "values": ["x"]}])
+    with pytest.raises(InvalidFilterError, match="instance-family"):
+        _call(OFFERINGS, filters=[{"name": "instance-family", "values": ["m7g"]}])
+
+
+def test_a_data_source_the_mocks_do_not_know_still_fails():
+    with pytest.raises(UnknownDataSourceError, match="getSubnets"):
+        _call("aws:ec2/getSubnets:getSubnets")
