@@ -7,7 +7,8 @@ UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STACK ?= dev
 # Programs the tests and the one-machine topology run for real: command=debian-package.
-SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk shellcheck
+# podman (with runc) and mmdebstrap build and run the app's container image in tests/image/.
+SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk shellcheck podman runc mmdebstrap
 
 .PHONY: help
 help: ## List the targets
@@ -55,6 +56,17 @@ bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs
 .PHONY: bench
 bench: install ## Benchmark the one-machine topology with wrk; tables + plots in bench/results/<date>/
 	$(VENV)/bin/python bench/bench_topology.py
+
+# ---- The app's container image (container/Dockerfile, pyscale/image.py) ---------------------
+CONTAINER ?= podman
+IMAGE ?= pyscale-app
+.PHONY: image-context
+image-context: $(VENV)/.synced ## Write the image's build context to build/image (WHEELS="3.12.11 x86_64" downloads wheels for an offline build)
+	$(VENV)/bin/python -m pyscale.image build/image $(if $(WHEELS),--wheels $(WHEELS))
+
+.PHONY: image
+image: image-context ## Build the app's container image IMAGE with CONTAINER (podman|docker); BASE_IMAGE=ref@sha256:... overrides the base
+	$(CONTAINER) build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(if $(WHEELS),--build-arg PIP_NO_INDEX=1) --tag $(IMAGE) build/image
 
 # ---- Offline plan (pyscale/plan/) -----------------------------------------------------------
 PLAN_FORMAT ?= text
