@@ -2,7 +2,9 @@
 
 - standalone, or an ElastiCache replication group's primary endpoint: redis.Redis
 - cluster mode enabled (REDIS_CLUSTER=true, REDIS_URL = configuration endpoint): RedisCluster
-- TLS (rediss://) with an AUTH token in the URL or in Secrets Manager (REDIS_AUTH_SECRET_ARN)
+- TLS (rediss://) with an AUTH token in the URL or in Secrets Manager (REDIS_AUTH_SECRET_ARN),
+  or with IAM authentication: a redis-py credential provider (app/elasticache_iam.py) that
+  hands every new connection, on every node, a short-lived SigV4 token
 
 Retries are off and timeouts are short on purpose: the cache is an optimisation, so an
 outage must cost a request at most one short timeout, and the circuit breaker in
@@ -17,6 +19,7 @@ import threading
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.credentials import CredentialProvider
 from redis.retry import Retry
 
 from app.settings import RedisSettings
@@ -58,9 +61,14 @@ def fetch_auth_token(secret_arn: str, region: str | None, secrets_client=None) -
 
 
 def build_client(
-    settings: RedisSettings, password: str | None = None
+    settings: RedisSettings,
+    password: str | None = None,
+    credential_provider: CredentialProvider | None = None,
 ) -> redis.Redis | RedisCluster:
-    """A client for settings.url. RedisCluster connects while being built, so call this lazily."""
+    """A client for settings.url. RedisCluster connects while being built, so call this lazily.
+
+    ``credential_provider`` (exclusive with a password) is asked for (user, password) each
+    time a connection opens; the cluster client passes it to every node's connections."""
     options: dict = {
         "socket_timeout": settings.timeout_seconds,
         "socket_connect_timeout": settings.timeout_seconds,
@@ -69,6 +77,8 @@ def build_client(
     }
     if password is not None:
         options["password"] = password
+    if credential_provider is not None:
+        options["credential_provider"] = credential_provider
     if settings.tls and settings.tls_ca_file:
         options["ssl_ca_certs"] = settings.tls_ca_file
     if settings.cluster:

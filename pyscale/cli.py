@@ -1,6 +1,7 @@
 """The `pyscale` command (entry point `pyscale.cli:main`).
 
-`pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/).
+`pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/);
+`pyscale cache rotate-auth` rotates a deployed stack's cache AUTH token (pyscale/cache_auth.py).
 Every error the user can fix is printed as one clear message with a non-zero exit, never
 a traceback.
 """
@@ -38,6 +39,10 @@ local_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(local_app, name="local")
+cache_app = typer.Typer(
+    help="A deployed stack's ElastiCache (needs AWS credentials).", no_args_is_help=True
+)
+app.add_typer(cache_app, name="cache")
 # `pyscale plan`: the stack's program run offline (pyscale/plan/).
 app.command("plan")(plan_command)
 
@@ -270,6 +275,59 @@ def _print_status(topology: LocalTopology) -> None:
         f"workers per replica: {current.workers}   stack: {current.stack or '-'}   "
         f"HAProxy stats: {current.stats_url}"
     )
+
+
+@cache_app.command("rotate-auth")
+def rotate_auth(
+    stack: Annotated[str, typer.Option(help="The deployed stack (its file gives the region).")],
+    replication_group: Annotated[
+        str | None,
+        typer.Option(
+            help="Replication group id (default: the stack output cacheReplicationGroupId)."
+        ),
+    ] = None,
+    secret_arn: Annotated[
+        str | None,
+        typer.Option(help="The token's secret (default: the stack output cacheAuthSecretArn)."),
+    ] = None,
+    asg: Annotated[
+        str | None, typer.Option(help="The fleet (default: the stack output asgName).")
+    ] = None,
+    poll_seconds: Annotated[
+        float, typer.Option(help="Seconds between status checks.", hidden=True)
+    ] = 15.0,
+) -> None:
+    """Rotate the cache's AUTH token: ROTATE (both tokens work), roll the fleet onto the new
+    one, then SET (only the new one). Safe to re-run: it resumes where it stopped."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from pyscale import cache_auth, stacks
+
+    try:
+        config = stacks.engine_config(stack)
+        explicit = {"replication_group_id": replication_group, "secret_arn": secret_arn,
+                    "asg_name": asg}  # fmt: skip
+        outputs = (
+            {} if all(explicit.values())
+            else cache_auth.stack_outputs(stack, cwd=str(stacks.REPO_ROOT))
+        )  # fmt: skip
+        target = cache_auth.resolve_target(outputs, **explicit)
+        region = config["aws:region"]
+        min_healthy = int(config.get(f"{stacks.project_name()}:refreshMinHealthyPercent", "90"))
+        rotation = cache_auth.AuthTokenRotation(
+            target,
+            elasticache=boto3.client("elasticache", region_name=region),
+            secretsmanager=boto3.client("secretsmanager", region_name=region),
+            autoscaling=boto3.client("autoscaling", region_name=region),
+            roll=cache_auth.RollPreferences(min_healthy_percent=min_healthy),
+            report=lambda line: console.print(line, highlight=False),
+            poll_seconds=poll_seconds,
+        )
+        rotation.run()
+    except (cache_auth.RotationError, stacks.UnknownStackError, BotoCoreError) as error:
+        error_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:
