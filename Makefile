@@ -94,3 +94,10 @@ policy-check: $(VENV)/.synced ## Policy pack over STACK's offline program run (n
 .PHONY: outputs-summary
 outputs-summary: $(VENV)/.synced ## Print STACK_OUTPUTS_JSON (a deploy step's outputs) as Markdown
 	@$(VENV)/bin/python .github/scripts/stack_outputs.py
+
+.PHONY: stateful-summary
+stateful-summary: $(VENV)/.synced ## Stateful resources the cloud preview of STACK_REF replaces or deletes, as Markdown (needs the Pulumi CLI and credentials); REPORT=file appends
+	@preview=$$(mktemp); status=0; \
+	pulumi preview --stack "$(STACK_REF)" --json --non-interactive > "$$preview" || status=$$?; \
+	$(VENV)/bin/python .github/scripts/stateful_changes.py "$$preview" "$$status" $(if $(REPORT),>> "$(REPORT)"); \
+	rm -f "$$preview"

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pyscale.plan.extract import SCHEMA_VERSION
+from pyscale.plan.stateful import REPLACING_SETTINGS, STATEFUL_KINDS
 
 STACK_PLACEHOLDER = "<stack>"
 
@@ -32,6 +33,7 @@ def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         "kind": "diff",
         "project": a["project"],
         "stacks": {"a": a["stack"], "b": b["stack"]},
+        "stateful": _stateful_changes(resources_a, resources_b, differ),
         "settings": [
             {"setting": key, "a": settings_a.get(key), "b": settings_b.get(key)}
             for key in _union(settings_a, settings_b)
@@ -60,6 +62,34 @@ def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
             )
         ],
     }
+
+
+def _stateful_changes(
+    resources_a: Mapping[tuple[str, str], Mapping[str, Any]],
+    resources_b: Mapping[tuple[str, str], Mapping[str, Any]],
+    differ,
+) -> list[dict[str, Any]]:
+    """Stateful resources (pyscale.plan.stateful) that going from a to b would delete (only
+    in a: a renamed subnet, cache or bucket is a new resource) or replace (a setting AWS
+    cannot change in place differs)."""
+    changes = []
+    for key, resource in resources_a.items():
+        kind = key[0]
+        if kind not in STATEFUL_KINDS:
+            continue
+        change: dict[str, Any] = {"type": kind, "name": key[1], "loses": STATEFUL_KINDS[kind]}
+        if key not in resources_b:
+            changes.append({**change, "change": "deleted", "because": []})
+            continue
+        settings_a, settings_b = resource["settings"], resources_b[key]["settings"]
+        because = [
+            setting
+            for setting in sorted(REPLACING_SETTINGS.get(kind, ()))
+            if differ(settings_a.get(setting), settings_b.get(setting))
+        ]
+        if because:
+            changes.append({**change, "change": "replaced", "because": because})
+    return changes
 
 
 def generic_name(name: str, stack: str) -> str:

@@ -136,6 +136,22 @@ def diff_renderable(diff: Mapping[str, Any]) -> RenderableType:
             ("Differences between stacks ", "bold"), (a, "bold cyan"), " and ", (b, "bold cyan")
         )
     ]
+    if diff["stateful"]:
+        stateful = Table(
+            title=f"Stateful resources {a} -> {b} deletes or replaces: check each",
+            title_justify="left",
+            title_style="bold red",
+        )
+        for column in ("change", "resource", "what is lost", "because"):
+            stateful.add_column(column, overflow="fold")
+        for change in diff["stateful"]:
+            stateful.add_row(
+                Text(change["change"], style="bold red"),
+                Text(f"{change['type']}  {change['name']}"),
+                Text(change["loses"]),
+                Text(_stateful_reason(change)),
+            )
+        parts.append(stateful)
     settings = Table(title="Key settings", title_justify="left")
     for column, style in (("setting", "bold"), (a, "red"), (b, "green")):
         settings.add_column(column, style=style, overflow="fold")
@@ -247,9 +263,28 @@ def plan_markdown(plan: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _stateful_reason(change: Mapping[str, Any]) -> str:
+    return ", ".join(change["because"]) if change["because"] else "not in the other stack"
+
+
 def diff_markdown(diff: Mapping[str, Any]) -> str:
     a, b = diff["stacks"]["a"], diff["stacks"]["b"]
-    lines = [f"### Offline plan: `{a}` vs `{b}`", "", "#### Key settings", ""]
+    lines = [f"### Offline plan: `{a}` vs `{b}`", ""]
+    if diff["stateful"]:
+        lines += [
+            f"#### Stateful resources `{a}` → `{b}` deletes or replaces",
+            "",
+            f"**{len(diff['stateful'])} stateful resource(s): check each before merging.**",
+            "",
+        ]
+        lines += _table(
+            ("change", "resource", "what is lost", "because"),
+            (
+                (c["change"], f"{c['type']} {c['name']}", c["loses"], _stateful_reason(c))
+                for c in diff["stateful"]
+            ),
+        )
+    lines += ["#### Key settings", ""]
     lines += _table(("setting", a, b), ((r["setting"], r["a"], r["b"]) for r in diff["settings"]))
     lines += ["#### Resource counts", ""]
     lines += _table(("type", a, b), ((r["type"], r["a"], r["b"]) for r in diff["resource_counts"]))

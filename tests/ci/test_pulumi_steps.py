@@ -20,6 +20,12 @@ def job_steps(workflow: str, job: str) -> list[dict]:
     return load(GITHUB / "workflows" / workflow)["jobs"][job]["steps"]
 
 
+def is_pulumi_command(step: dict) -> bool:
+    """A pulumi/actions step that runs a command (without one the action only installs
+    the CLI)."""
+    return step.get("uses", "").startswith("pulumi/actions@") and "command" in step.get("with", {})
+
+
 def index_of(steps: list[dict], predicate) -> int:
     found = [i for i, step in enumerate(steps) if predicate(step)]
     assert found, "no such step"
@@ -34,7 +40,7 @@ def test_uv_and_both_venvs_are_ready_before_the_pulumi_step(workflow, job):
     assert pack["runtime"]["options"]["virtualenv"] == "venv"
 
     steps = job_steps(workflow, job)
-    pulumi = index_of(steps, lambda s: s.get("uses", "").startswith("pulumi/actions@"))
+    pulumi = index_of(steps, is_pulumi_command)
     setup_uv = index_of(steps, lambda s: s.get("uses", "").startswith("astral-sh/setup-uv@"))
     install = index_of(
         steps, lambda s: re.search(r"\bmake\b.*\bsync\b.*\bpolicy-venv\b", s.get("run", ""))

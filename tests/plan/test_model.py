@@ -192,9 +192,29 @@ def test_diff_matches_resources_across_stacks_by_name_without_the_stack() -> Non
     ]
 
 
+def test_diff_flags_a_stateful_setting_aws_cannot_change_in_place_as_a_replacement() -> None:
+    # GIVEN two runs whose cache differs in its port (ModifyReplicationGroup has no port) and
+    # in its node type (changed in place)
+    plain, moved = small_run("dev"), small_run("prod")
+    cache = next(r for r in moved.resources if r.type.endswith("ReplicationGroup"))
+    cache.inputs = {**cache.inputs, "port": 6380.0, "nodeType": "cache.r7g.large"}
+
+    # THEN the cache is flagged replaced because of the port alone
+    assert diff_plans(build_plan(plain), build_plan(moved))["stateful"] == [
+        {
+            "type": "aws:elasticache/replicationGroup:ReplicationGroup",
+            "name": "cache-<stack>",
+            "loses": "cache: every cached key is lost",
+            "change": "replaced",
+            "because": ["port"],
+        }
+    ]
+
+
 def test_plans_of_identical_runs_have_no_differences() -> None:
     diff = diff_plans(build_plan(small_run()), build_plan(small_run()))
     assert diff["settings"] == diff["resource_counts"] == diff["resource_settings"] == []
+    assert diff["stateful"] == []
 
 
 def test_markdown_diff_keeps_the_stack_placeholder_visible_on_github() -> None:

@@ -129,6 +129,35 @@ def test_diff_dev_prod_shows_instance_type_and_cache_shape_side_by_side(run_cli)
         assert expected in rows, expected
 
 
+def test_diff_flags_the_stateful_resources_going_from_a_to_b_deletes(plan_json) -> None:
+    # GIVEN prod (3 zones, a NAT address per zone, an access-log bucket) diffed against dev
+    diff = diff_plans(plan_json("prod"), plan_json("dev"))
+
+    # THEN what prod has and dev lacks, stateful, would be deleted: the subnets of the zone
+    # dev does not use, the NAT addresses of the zones dev has no NAT in, the log bucket
+    prod_zones = plan_json("prod")["key_settings"]["network"]["availability_zones"]
+    dev_zones = plan_json("dev")["key_settings"]["network"]["availability_zones"]
+    (extra_zone,) = set(prod_zones) - set(dev_zones)
+    deleted = {(c["type"], c["name"]) for c in diff["stateful"] if c["change"] == "deleted"}
+    assert deleted == {
+        ("aws:ec2/subnet:Subnet", f"pyscale-<stack>-public-{extra_zone}"),
+        ("aws:ec2/subnet:Subnet", f"pyscale-<stack>-private-{extra_zone}"),
+        *(("aws:ec2/eip:Eip", f"pyscale-<stack>-nat-{zone}") for zone in prod_zones[1:]),
+        ("aws:s3/bucket:Bucket", "pyscale-<stack>-access-logs"),
+    }
+    # and dev -> prod deletes nothing stateful
+    assert diff_plans(plan_json("dev"), plan_json("prod"))["stateful"] == []
+
+
+def test_markdown_diff_puts_stateful_deletions_before_the_settings(run_cli) -> None:
+    result = run_cli("plan", "--diff", "prod", "dev", "--markdown")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "**5 stateful resource(s): check each before merging.**" in out
+    assert out.index("Stateful resources") < out.index("#### Key settings")
+    assert "| deleted | aws:s3/bucket:Bucket pyscale-&lt;stack&gt;-access-logs |" in out
+
+
 def test_markdown_plan_has_key_settings_table_and_collapsible_components(run_cli) -> None:
     result = run_cli("plan", "--stack", "dev", "--markdown")
     assert result.exit_code == 0, result.stderr
