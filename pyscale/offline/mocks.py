@@ -16,6 +16,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -668,6 +669,18 @@ RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallConte
 }
 
 
+def _kubernetes_object(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    """What the Kubernetes provider answers: the object as applied, with a server-set uid,
+    autonamed ``<logical name>-<8 hex>`` when the program gave no metadata.name (as the
+    provider autonames), and the id ``namespace/name`` (just ``name`` for cluster objects)."""
+    metadata = dict(args.inputs.get("metadata") or {})
+    metadata.setdefault("name", f"{args.name}-{_hex('k8s', args.name, length=8)}")
+    metadata["uid"] = str(uuid.UUID(hex=_hex("uid", args.typ, args.name, length=32)))
+    namespace = metadata.get("namespace")
+    object_id = f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
+    return {"id": object_id, "metadata": metadata}
+
+
 class AwsMocks(pulumi.runtime.Mocks):
     """The offline AWS. ``calls`` records every data source call (token, args)."""
 
@@ -687,7 +700,9 @@ class AwsMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs: Outputs = dict(args.inputs)
-        if args.typ in _EC2_PREFIXES:
+        if args.typ.startswith("kubernetes:") and args.custom:
+            computed = _kubernetes_object(args, self.context)
+        elif args.typ in _EC2_PREFIXES:
             computed = _ec2(args, self.context, _EC2_PREFIXES[args.typ])
         elif args.typ in RESOURCE_OUTPUTS:
             computed = RESOURCE_OUTPUTS[args.typ](args, self.context)

@@ -22,7 +22,7 @@ import os
 import runpy
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,7 +53,8 @@ class ResourceOptionsRecord:
 
     ``ignore_changes`` holds property paths in wire (camelCase) form, as the SDK translates
     them; ``dependencies`` the URNs of explicit ``depends_on`` plus every resource whose
-    output feeds an input."""
+    output feeds an input; ``provider`` the reference ``<provider URN>::<id>`` of an explicit
+    provider ("" when the resource would use the ambient default provider)."""
 
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
@@ -61,6 +62,7 @@ class ResourceOptionsRecord:
     delete_before_replace: bool | None = None  # None: not set (the engine's default)
     replace_on_changes: tuple[str, ...] = ()
     retain_on_delete: bool = False
+    provider: str = ""
 
     @classmethod
     def from_request(cls, request) -> ResourceOptionsRecord:
@@ -73,6 +75,7 @@ class ResourceOptionsRecord:
             ),
             replace_on_changes=tuple(request.replaceOnChanges),
             retain_on_delete=bool(request.retainOnDelete),
+            provider=str(request.provider),
         )
 
 
@@ -285,6 +288,26 @@ def run_program(
 ) -> ProgramRun:
     """Run the program in ``main`` with exactly this engine config."""
     main_dir = str(stacks.main_dir())
+
+    def program() -> None:
+        with _working_directory(main_dir), _program_sys_path(main_dir):
+            runpy.run_path(main_dir, run_name="__main__")
+
+    return run_function(program, project, stack, config, preview=preview, purge=True)
+
+
+def run_function(
+    build: Callable[[], object],
+    project: str = "pyscale",
+    stack: str = "component",
+    config: Mapping[str, str] | None = None,
+    *,
+    preview: bool = False,
+    purge: bool = False,
+) -> ProgramRun:
+    """Run ``build`` as a Pulumi program under the mocks and record it like ``run_program``
+    (component tests: one component and what it registers). ``purge`` re-imports infra/."""
+    config = dict(config or {})
     region = config.get("aws:region") or "us-east-1"
     mocks = AwsMocks(region=region, account_id=ACCOUNT_ID, project=project, stack=stack)
     monitor = _RecordingMonitor(mocks)
@@ -293,9 +316,10 @@ def run_program(
     logger.propagate = False
     logger.addHandler(collector)
 
-    _purge_program_modules()
+    if purge:
+        _purge_program_modules()
     pulumi_settings.ROOT.set(None)
-    pulumi.runtime.set_all_config(dict(config), [])
+    pulumi.runtime.set_all_config(config, [])
     pulumi_mocks.set_mocks(
         mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor
     )
@@ -303,14 +327,14 @@ def run_program(
     pulumi_settings.ROOT.set(None)
     failure: BaseException | None = None
     try:
-        with _working_directory(main_dir), _program_sys_path(main_dir):
-            _sync_await(run_in_stack(lambda: runpy.run_path(main_dir, run_name="__main__")))
+        _sync_await(run_in_stack(build))
     except BaseException as error:
         failure = error
     finally:
         pulumi_settings.ROOT.set(None)
         logger.removeHandler(collector)
-        _purge_program_modules()
+        if purge:
+            _purge_program_modules()
 
     resources = list(monitor.recorded.values())
     if failure is not None:
@@ -327,7 +351,7 @@ def run_program(
     return ProgramRun(
         project=project,
         stack=stack,
-        config=dict(config),
+        config=config,
         resources=resources,
         stack_outputs=dict(monitor.stack_outputs),
         warnings=list(collector.messages),
