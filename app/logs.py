@@ -19,7 +19,8 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Anything else (too long, odd characters) is replaced, so a client can't inject log lines.
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# Matched with fullmatch: `$` would also match before a trailing newline ("id\n").
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Attributes every LogRecord has; everything else passed via `extra=` lands in the JSON.
 _RECORD_ATTRIBUTES = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
@@ -27,7 +28,7 @@ _RECORD_ATTRIBUTES = frozenset(
 
 
 def request_id_from(header_value: str | None) -> str:
-    if header_value and _SAFE_REQUEST_ID.match(header_value):
+    if header_value and _SAFE_REQUEST_ID.fullmatch(header_value):
         return header_value
     return os.urandom(16).hex()  # as unique as a uuid4, a third of the cost
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.contract import HEALTH_PATH, READY_PATH
 from app.instance import InstanceIdentity
-from app.logs import JsonFormatter
+from app.logs import JsonFormatter, request_id_from
 from app.report import MAX_N, build_report
 from app.settings import load_settings
 from tests.app.conftest import metric
@@ -111,6 +111,17 @@ def test_a_sane_request_id_is_echoed_and_a_missing_one_generated(client):
     assert len(generated.headers["X-Request-ID"]) == 32
     assert len(oversized.headers["X-Request-ID"]) == 32
     assert len(odd.headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize("trailing", ["\n", "\r\n", "\nforged log line"])
+def test_a_request_id_with_a_trailing_newline_is_replaced_not_echoed(client, trailing):
+    # gunicorn refuses a newline in a header value, but the WSGI environ can still carry one
+    # (another server, a middleware); `$` matched before a final newline and echoed it.
+    response = client.get("/", environ_overrides={"HTTP_X_REQUEST_ID": "req-1" + trailing})
+
+    assert response.status_code == 200
+    assert len(response.headers["X-Request-ID"]) == 32
+    assert request_id_from("req-1" + trailing) != "req-1" + trailing
 
 
 def test_app_log_lines_are_json_with_the_request_id(app_factory):
