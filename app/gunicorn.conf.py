@@ -59,8 +59,17 @@ graceful_timeout = GRACEFUL_TIMEOUT_SECONDS
 # not every few seconds (each restart empties its near cache).
 max_requests = 100_000
 max_requests_jitter = 10_000
-# X-Forwarded-* are trusted only from the load balancer's addresses (CIDRs allowed).
+# X-Forwarded-* are trusted only from the load balancer's addresses (CIDRs allowed)...
 forwarded_allow_ips = _settings.server.forwarded_allow_ips
+# ...and of them only the one the load balancer sets: X-Forwarded-Proto, which the ALB (and
+# the local HAProxy) overwrite with the client's real scheme. gunicorn's default would also
+# take X-Forwarded-Ssl and X-Forwarded-Protocol, which the ALB passes through from the client.
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
+# No header sets WSGI variables: gunicorn's default lets a trusted peer's SCRIPT_NAME and
+# PATH_INFO headers through, and HAProxy forwards a client's as they are (a client-chosen
+# SCRIPT_NAME re-roots the app: a 500, or /api/healthz served as /healthz). With none
+# listed, gunicorn drops every header with an underscore (header_map "drop").
+forwarder_headers = ""
 # gunicorn >= 25 opens a control socket at one fixed per-user path; replicas on one machine
 # would fight over it, and systemd/the local runner already manage the process.
 control_socket_disable = True

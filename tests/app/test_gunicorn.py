@@ -208,12 +208,12 @@ def test_an_unusable_metrics_directory_stops_gunicorn_naming_the_variable(tmp_pa
     assert "Traceback" not in server.output()
 
 
-def redirect_scheme(base_url: str) -> str:
+def redirect_scheme(base_url: str, headers: dict[str, str] | None = None) -> str:
     """The scheme gunicorn decided the request came over, as the app's own redirect shows it
     (GET /api/report -> 308 to /api/report/, an absolute URL built from wsgi.url_scheme)."""
     response = requests.get(
         base_url + "/api/report",
-        headers={"X-Forwarded-Proto": "https"},
+        headers=headers or {"X-Forwarded-Proto": "https"},
         allow_redirects=False,
         timeout=5,
     )
@@ -227,3 +227,20 @@ def test_forwarded_headers_are_trusted_only_from_forwarded_allow_ips(tmp_path):
         assert redirect_scheme(lb.url) == "https"
     with running_gunicorn(tmp_path / "other", {"FORWARDED_ALLOW_IPS": "10.0.0.0/16"}) as other:
         assert redirect_scheme(other.url) == "http"
+
+
+def test_a_trusted_peer_sets_the_scheme_with_x_forwarded_proto_only_and_no_wsgi_variable(tmp_path):
+    # The peer (127.0.0.1) is the trusted load balancer here, so only gunicorn's own
+    # settings stand between a header a client slipped through and the WSGI environ.
+    with running_gunicorn(tmp_path, {"FORWARDED_ALLOW_IPS": "127.0.0.1"}) as lb:
+        # The ALB overwrites X-Forwarded-Proto but passes these two through from the client
+        assert redirect_scheme(lb.url, {"X-Forwarded-Ssl": "on"}) == "http"
+        assert redirect_scheme(lb.url, {"X-Forwarded-Protocol": "ssl"}) == "http"
+        assert redirect_scheme(lb.url, {"X-Forwarded-Proto": "https"}) == "https"
+        # ... and a SCRIPT_NAME header neither breaks the app nor re-roots it
+        rooted = requests.get(lb.url + "/", headers={"SCRIPT_NAME": "/x"}, timeout=5)
+        rerooted = requests.get(lb.url + "/api/healthz", headers={"SCRIPT_NAME": "/api"}, timeout=5)
+
+    assert rooted.status_code == 200
+    assert rooted.json()["instance"]
+    assert rerooted.status_code == 404
