@@ -15,6 +15,16 @@ HEALTH_PATH: Final = "/healthz"
 READY_PATH: Final = "/readyz"
 
 DEFAULT_PORT: Final = 8000
+# On an EC2 instance DEFAULT_PORT (the target group's port) belongs to the buffering proxy in
+# front of gunicorn (infra/boot/proxy.py); gunicorn listens behind it, on loopback only, here.
+# Scrapers on the instance (metrics) talk to this port: the proxy answers 404 for /metrics.
+PORT_BEHIND_PROXY: Final = 8001
+
+# The largest request body a proxy in front of gunicorn admits (413 beyond). The reference
+# app reads no body at all; 8 KiB is the body size AWS WAF's common rule set blocks beyond,
+# and it fits in HAProxy's request buffer (16 KiB), so every admitted body is buffered whole
+# before gunicorn sees the request.
+MAX_REQUEST_BODY_BYTES: Final = 8 * 1024
 
 # Seconds gunicorn gives in-flight requests after SIGTERM. The ALB's deregistration delay
 # and HAProxy's drain use the same figure, so no request is cut mid-flight.

@@ -1,5 +1,5 @@
-"""How many gunicorn workers a machine gets: the one formula app/gunicorn.conf.py and
-`pyscale local` share.
+"""How many gunicorn workers a machine gets — the one formula app/gunicorn.conf.py and
+`pyscale local` share — and how many requests a proxy in front may send it at once.
 
     workers = WEB_CONCURRENCY, else vcpus + 1
 
@@ -12,6 +12,8 @@ req/s, near-cache hits within 6% of each other; 2 x vCPUs + 1 was worst on both.
 Pure functions only: importing this module reads nothing and changes nothing, so anything
 may import it (gunicorn's config file, the local runner, tests). WEB_CONCURRENCY itself is
 read and validated where every variable is, in app/settings.py; `workers_for` takes its value.
+`python -m app.sizing` prints `admitted_requests` for this machine and environment (the EC2
+boot script sets its proxy's limit from it).
 """
 
 from __future__ import annotations
@@ -49,3 +51,28 @@ def workers_for(web_concurrency: int | None, vcpus: int | None = None) -> int:
     if web_concurrency is not None:
         return web_concurrency
     return default_workers(available_vcpus() if vcpus is None else vcpus)
+
+
+def admitted_requests(workers: int, threads: int) -> int:
+    """Requests a proxy may send one gunicorn at once: every thread (workers x threads) but
+    one, kept free for the load balancer's health check, so a gunicorn busy with slow
+    requests still answers it instead of being taken out of service for being busy. The rest
+    wait in the proxy's queue. A single-thread gunicorn has no thread to spare.
+
+    One free thread in all, not per worker: the kernel hands a connection to whichever
+    worker accepts it, so a check can still wait behind a busy worker's requests."""
+    return max(1, workers * threads - 1)
+
+
+def main() -> None:
+    from app.settings import SettingsError, load_settings
+
+    try:
+        server = load_settings().server
+    except SettingsError as error:
+        raise SystemExit(f"pyscale app: {error}") from None
+    print(admitted_requests(workers_for(server.web_concurrency), server.web_threads))
+
+
+if __name__ == "__main__":
+    main()

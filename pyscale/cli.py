@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.contract import Env
+from pyscale.local import haproxy
 from pyscale.local import state as local_state
 from pyscale.local.errors import LocalTopologyError
 from pyscale.local.topology import DEFAULT_WSGI_APP, LocalTopology, TopologySpec
@@ -141,8 +142,12 @@ def up(
                     console.print(f"  [green]✓[/] {message}")
 
                 current = topology.start(spec, progress)
+            console.print(f"\n[bold green]Serving on {current.url}[/]")
             console.print(
-                f"\n[bold green]Serving on {current.url}[/]  (HAProxy stats: {current.stats_url})"
+                f"HAProxy stats: {current.stats_url} (user {haproxy.STATS_USER}, password "
+                f"{current.stats_password}); redis-server's password, new for this run, is "
+                f"in {workdir / local_state.STATE_FILE} (readable by you only)",
+                highlight=False,
             )
             _print_status(topology)
             console.print("Ctrl-C (or SIGTERM) stops everything.")

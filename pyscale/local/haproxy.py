@@ -6,6 +6,12 @@ the app's health path, a drain that gives in-flight requests the app's graceful 
 a connection to one fails. Two things differ on purpose: the check runs every second
 (the ALB's minimum is 5 s) so a local rollout takes seconds, and a replica that refuses a
 connection is marked down at once (`observe layer4`) instead of after the next checks.
+
+In front of the replicas it also applies the request rules every instance's own proxy
+applies on AWS (infra/boot/proxy.py: bounded and buffered requests, no oversized bodies, no
+client-set WSGI or scheme headers, no /metrics), and, as the edge, sets X-Forwarded-Proto
+itself as the ALB does. Its stats page shows no version and asks for the password `up`
+prints: on a shared machine any local user can reach a loopback port.
 """
 
 from __future__ import annotations
@@ -17,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
+from infra.boot import proxy
 from pyscale.local.errors import LocalTopologyError
 
 BACKEND = "replicas"
 FRONTEND = "web"
+STATS_USER = "pyscale"
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ class Backend:
     port: int
 
 
-def server_options(concurrency_per_replica: int, health_check: HealthCheck = HealthCheck()) -> str:
+def server_options(admitted_requests: int, health_check: HealthCheck = HealthCheck()) -> str:
     """Every replica's server settings: the config's `default-server` line, and spelled
     out again for a replica added at runtime (HAProxy 2.6 applies no `default-server` to
     servers added with `add server`)."""
@@ -55,10 +63,11 @@ def server_options(concurrency_per_replica: int, health_check: HealthCheck = Hea
         f"inter {check.interval_ms}ms fastinter {check.interval_ms}ms "
         f"downinter {check.interval_ms}ms rise {check.healthy_threshold} "
         f"fall {check.unhealthy_threshold} observe layer4 error-limit 1 on-error mark-down "
-        # At most as many requests per replica as it has threads to run them; the rest
-        # wait in HAProxy's queue, not in gunicorn's, so a saturated replica still answers
-        # its health check promptly instead of being taken out for being busy.
-        f"maxconn {concurrency_per_replica}"
+        # app.sizing.admitted_requests: one thread fewer than the replica has, the rest
+        # wait in HAProxy's queue, not in gunicorn's. Health checks don't count against
+        # maxconn, so a replica busy with slow requests still has a thread to answer its
+        # check instead of being taken out for being busy.
+        f"maxconn {admitted_requests}"
     )
 
 
@@ -68,7 +77,8 @@ def render_config(
     stats_port: int,
     socket_path: Path,
     backends: list[Backend],
-    concurrency_per_replica: int,
+    admitted_requests: int,
+    stats_password: str,
     health_check: HealthCheck = HealthCheck(),
 ) -> str:
     """The whole haproxy.cfg for the topology (validated by `haproxy -c` before use).
@@ -77,7 +87,8 @@ def render_config(
     (`add server`/`del server`), so after a roll HAProxy's servers differ from the file,
     as an ALB target group's targets change under an instance refresh.
     """
-    default_server = server_options(concurrency_per_replica, health_check)
+    default_server = server_options(admitted_requests, health_check)
+    indent = "\n    "
     servers = "\n".join(
         f"    server {backend.name} 127.0.0.1:{backend.port} check" for backend in backends
     )
@@ -103,6 +114,7 @@ defaults
     timeout server 60s
     timeout http-keep-alive 10s
     timeout check {health_check.timeout_ms}ms
+    {indent.join(proxy.defaults_timeouts())}
     # How long a request may wait for a free replica thread (see maxconn below).
     timeout queue 30s
     # A request whose connection to a replica fails (refused: the replica just died or is
@@ -116,10 +128,15 @@ frontend {FRONTEND}
     bind 127.0.0.1:{port}
     # Only idempotent methods are retried after the request reached a replica.
     http-request disable-l7-retry unless METH_GET
+    # The edge says which scheme the client used, as the ALB does; a client's own value
+    # would make the app build https:// links for a plain-HTTP request.
+    http-request set-header X-Forwarded-Proto http
+    {indent.join(proxy.frontend_request_rules())}
     default_backend {BACKEND}
 
 backend {BACKEND}
     balance roundrobin
+    {indent.join(proxy.backend_buffering())}
     option httpchk GET {HEALTH_PATH}
     http-check expect status 200
     default-server {default_server}
@@ -131,6 +148,9 @@ listen stats
     stats uri /
     stats refresh 2s
     stats show-legends
+    stats hide-version
+    stats realm pyscale
+    stats auth {STATS_USER}:{stats_password}
 """
 
 

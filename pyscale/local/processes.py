@@ -49,9 +49,12 @@ def spawn(
     log_path: Path,
     cwd: Path | None = None,
 ) -> ProcessRecord:
-    """Start `argv` in a new session with stdout and stderr appended to `log_path`."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    """Start `argv` in a new session with stdout and stderr appended to `log_path`, a file
+    only its owner may read (0600: logs carry request paths and client addresses)."""
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(descriptor, 0o600)  # a log left by an older run may be world-readable
+    with os.fdopen(descriptor, "ab") as log:
         process = subprocess.Popen(
             list(argv),
             env=dict(env),

@@ -4,6 +4,9 @@
 processes, ports and HAProxy's runtime socket; `roll` updates it when it replaces a
 replica, so `up` stops the replacement too. Writes are atomic (write, then rename) and
 serialised by a lock file, because two commands may update it at once.
+
+The machine may be shared: the work directory is private to its owner (0700) and the state
+file, which holds the run's Redis and stats passwords, is 0600.
 """
 
 from __future__ import annotations
@@ -53,10 +56,18 @@ class TopologyState:
     haproxy: ProcessRecord | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     wsgi_app: str = "app.wsgi:app"
+    # New for every `up`: any local user can reach a loopback port.
+    redis_password: str = ""
+    stats_password: str = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def redis_url(self) -> str:
+        """What the replicas get as REDIS_URL (the password is URL-safe by construction)."""
+        return f"redis://:{self.redis_password}@127.0.0.1:{self.redis_port}/0"
 
     @property
     def stats_url(self) -> str:
@@ -81,10 +92,28 @@ class TopologyState:
         return [record for record in ordered if record is not None]
 
 
+def private_directory(path: Path) -> Path:
+    """`path` as a directory only its owner may enter (0700), created if missing; refused
+    when another user owns it (its files could be read or replaced by them)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid != os.getuid():
+        raise LocalTopologyError(f"{path} belongs to another user; pass a --workdir of your own.")
+    path.chmod(0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a new file only its owner may read (0600), whatever the umask."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+
+
 def save(state: TopologyState) -> None:
     workdir = Path(state.workdir)
     temporary = workdir / f".{STATE_FILE}.{os.getpid()}"
-    temporary.write_text(json.dumps(asdict(state), indent=2) + "\n")
+    write_private(temporary, json.dumps(asdict(state), indent=2) + "\n")
     temporary.replace(workdir / STATE_FILE)
 
 
@@ -125,7 +154,7 @@ def remove(workdir: Path) -> None:
 @contextlib.contextmanager
 def locked(workdir: Path) -> Iterator[None]:
     """Hold the state lock: read-modify-write of the state happens inside."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_directory(workdir)
     with (workdir / STATE_LOCK).open("a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)
         try:
@@ -137,7 +166,7 @@ def locked(workdir: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def exclusive_owner(workdir: Path) -> Iterator[None]:
     """Held by `up` for its whole life: one topology per work directory."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_directory(workdir)
     with (workdir / UP_LOCK).open("a") as lock_file:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -157,7 +186,7 @@ def replicas_lock(workdir: Path, *, wait: bool = True) -> Iterator[bool]:
     """Held while a replica is being replaced, so `roll` and the self-healing in `up`
     never replace the same replica at once. Yields False (without the lock) when
     `wait` is False and someone else holds it."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    private_directory(workdir)
     with (workdir / REPLICAS_LOCK).open("a") as lock_file:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

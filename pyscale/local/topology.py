@@ -12,6 +12,7 @@ import http.client
 import importlib.util
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ import redis
 from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
 from app.settings import SettingsError
 from app.settings import load_settings as load_app_settings
+from app.sizing import admitted_requests
 from pyscale.local import haproxy, processes, state
 from pyscale.local.errors import LocalTopologyError
 from pyscale.local.ports import LOOPBACK, free_port, require_free_port
@@ -160,7 +162,7 @@ class LocalTopology:
             progress("stopping what a previous run left behind")
             self.stop()
         config_path = gunicorn_config_path()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        state.private_directory(self.workdir)
         for stale in ("metrics", "redis"):
             shutil.rmtree(self.workdir / stale, ignore_errors=True)
         socket_path = _unix_socket_path(self.workdir / "haproxy.sock")
@@ -180,6 +182,9 @@ class LocalTopology:
             ),
             extra_env=dict(spec.extra_env),
             wsgi_app=spec.wsgi_app,
+            # URL-safe, so they go into REDIS_URL and haproxy.cfg as they are.
+            redis_password=secrets.token_urlsafe(24),
+            stats_password=secrets.token_urlsafe(12),
         )
         with state.locked(self.workdir):
             state.save(initial)
@@ -201,9 +206,14 @@ class LocalTopology:
         current = self.state()
         progress(f"starting redis-server on port {current.redis_port}")
         data_dir = self.workdir / "redis"
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The password goes in a file only we can read, not on the command line, which
+        # every local user can read in /proc while redis-server starts.
+        secret_config = self.workdir / "redis-auth.conf"
+        state.write_private(secret_config, f"requirepass {current.redis_password}\n")
         argv = [
             self.programs.redis_server,
+            str(secret_config),
             "--port", str(current.redis_port),
             "--bind", LOOPBACK,
             "--dir", str(data_dir),
@@ -235,7 +245,7 @@ class LocalTopology:
             self._update(lambda s: replace(s, redis=None))
 
     def _wait_redis(self, record: ProcessRecord) -> None:
-        client = redis.Redis(host=LOOPBACK, port=self.state().redis_port, socket_timeout=0.5)
+        client = redis.Redis.from_url(self.state().redis_url, socket_timeout=0.5)
 
         def answers() -> bool:
             try:
@@ -257,7 +267,7 @@ class LocalTopology:
                 Env.PORT: str(port),
                 Env.WEB_CONCURRENCY: str(current.workers),
                 Env.INSTANCE_NAME: name,
-                Env.REDIS_URL: f"redis://{LOOPBACK}:{current.redis_port}/0",
+                Env.REDIS_URL: current.redis_url,
                 Env.PROMETHEUS_MULTIPROC_DIR: str(metrics_dir),
                 # Forwarded headers are trusted only from the load balancer, as on EC2.
                 Env.FORWARDED_ALLOW_IPS: LOOPBACK,
@@ -267,14 +277,16 @@ class LocalTopology:
         env.update(current.extra_env)
         return env
 
-    def _threads_per_worker(self) -> int:
-        """WEB_THREADS as the app reads it (app/settings.py), from a replica's environment."""
+    def _admitted_requests(self) -> int:
+        """Requests HAProxy may send one replica at once (app.sizing.admitted_requests),
+        from WEB_THREADS as the app reads it (app/settings.py) in a replica's environment."""
         environ = self._replica_env("replica-probe", 0)
         environ.pop(Env.PORT)
         try:
-            return load_app_settings(environ).server.web_threads
+            threads = load_app_settings(environ).server.web_threads
         except SettingsError as error:
             raise LocalTopologyError(str(error)) from None
+        return admitted_requests(self.state().workers, threads)
 
     def _spawn_replica(self, name: str, config_path: Path | None = None) -> ReplicaState:
         replica = self.state().replica(name)
@@ -313,14 +325,16 @@ class LocalTopology:
     def _start_haproxy(self, programs: Programs, progress: Progress) -> None:
         current = self.state()
         config_path = Path(current.haproxy_config)
-        config_path.write_text(
+        state.write_private(
+            config_path,
             haproxy.render_config(
                 port=current.port,
                 stats_port=current.stats_port,
                 socket_path=Path(current.socket_path),
                 backends=[haproxy.Backend(r.name, r.port) for r in current.replicas],
-                concurrency_per_replica=current.workers * self._threads_per_worker(),
-            )
+                admitted_requests=self._admitted_requests(),
+                stats_password=current.stats_password,
+            ),
         )
         check = subprocess.run(
             [programs.haproxy, "-c", "-q", "-f", str(config_path)],
@@ -450,7 +464,7 @@ class LocalTopology:
             api.add_server(
                 name,
                 replica.port,
-                haproxy.server_options(self.state().workers * self._threads_per_worker()),
+                haproxy.server_options(self._admitted_requests()),
             )
 
             def checked_up() -> bool:

@@ -19,7 +19,8 @@ def config(tmp_path: Path) -> str:
         stats_port=18081,
         socket_path=tmp_path / "haproxy.sock",
         backends=[Backend("replica-1", 18001), Backend("replica-2", 18002)],
-        concurrency_per_replica=8,
+        admitted_requests=7,
+        stats_password="s3cret",
     )
 
 

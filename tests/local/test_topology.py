@@ -6,6 +6,7 @@ Each test starts its own topology on free loopback ports and puts a bounded load
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import itertools
@@ -35,10 +36,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PYSCALE = [sys.executable, "-m", "pyscale.cli"]
 
 
-def get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+def get(
+    port: int, path: str, auth: tuple[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -214,7 +220,7 @@ def test_redis_stopped_and_restarted_under_load_gives_no_5xx_and_caching_resumes
     def report_path(_: int) -> str:
         return f"/api/report/{next(report_numbers)}"
 
-    cache = redis.Redis(host="127.0.0.1", port=state.redis_port, socket_timeout=1)
+    cache = redis.Redis.from_url(state.redis_url, socket_timeout=1)
     with BoundedLoad(state.port, path=report_path, threads=4, max_seconds=90) as load:
         load.wait_for_requests(100)
         assert cache.dbsize() > 0
@@ -288,8 +294,10 @@ def test_up_stopped_by_a_signal_leaves_no_process_behind(
         assert [row["balancer_status"] for row in report["replicas"]] == ["UP", "UP"]
         assert report["redis_running"]
         assert report["haproxy_running"]
-        stats_port = load(workdir).stats_port
-        assert get(stats_port, "/;csv")[0] == 200
+        recorded = load(workdir)
+        assert (
+            get(recorded.stats_port, "/;csv", auth=("pyscale", recorded.stats_password))[0] == 200
+        )
 
         # WHEN it receives the signal
         command.send_signal(stop_signal)
