@@ -445,14 +445,18 @@ _EC2_PREFIXES = {
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "sgr",
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "sgr",
     "aws:ec2/launchTemplate:LaunchTemplate": "lt",
+    "aws:ec2/flowLog:FlowLog": "fl",
 }
 
 
 def _ec2(args: pulumi.runtime.MockResourceArgs, ctx: CallContext, prefix: str) -> Outputs:
     resource_id = f"{prefix}-{_hex(args.typ, args.name)}"
-    kind = {"eipalloc": "elastic-ip", "sg": "security-group", "lt": "launch-template"}.get(
-        prefix, args.typ.rsplit(":", 1)[-1].lower()
-    )
+    kind = {
+        "eipalloc": "elastic-ip",
+        "sg": "security-group",
+        "lt": "launch-template",
+        "fl": "vpc-flow-log",
+    }.get(prefix, args.typ.rsplit(":", 1)[-1].lower())
     outputs: Outputs = {"id": resource_id, "arn": ctx.arn("ec2", f"{kind}/{resource_id}")}
     if prefix == "vpc":
         outputs["defaultSecurityGroupId"] = f"sg-{_hex('default', resource_id)}"
@@ -471,6 +475,64 @@ def _ec2(args: pulumi.runtime.MockResourceArgs, ctx: CallContext, prefix: str) -
         outputs["defaultVersion"] = 1.0
         outputs.setdefault("name", args.inputs.get("name") or _autoname(args.name, 128))
     return outputs
+
+
+def _default_security_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    """Not a new group: the provider adopts the VPC's own default group (the id the VPC
+    reports as defaultSecurityGroupId), named "default", and strips its rules."""
+    vpc_id = str(args.inputs.get("vpcId", ""))
+    group_id = f"sg-{_hex('default', vpc_id)}"
+    return {
+        "id": group_id,
+        "arn": ctx.arn("ec2", f"security-group/{group_id}"),
+        "name": "default",
+        "description": "default VPC security group",
+        "ownerId": ctx.account_id,
+    }
+
+
+def _uuid(*parts: str) -> str:
+    digits = _hex(*parts, length=32)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+def _kms_key(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    key_id = _uuid("kms", args.name)
+    return {"id": key_id, "keyId": key_id, "arn": ctx.arn("kms", f"key/{key_id}")}
+
+
+def _kms_alias(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    name = args.inputs.get("name") or _autoname(f"alias/{args.name}", 256)
+    return {
+        "id": name,
+        "name": name,
+        "arn": ctx.arn("kms", name),
+        "targetKeyArn": ctx.arn("kms", f"key/{args.inputs.get('targetKeyId', '')}"),
+    }
+
+
+def _listener_rule(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    listener_arn = str(args.inputs.get("listenerArn", ""))
+    listener_path = listener_arn.split(":listener/", 1)[-1]
+    arn = ctx.arn(
+        "elasticloadbalancing", f"listener-rule/{listener_path}/{_hex('rule', args.name)}"
+    )
+    return {"id": arn, "arn": arn}
+
+
+def _cache_user(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    user_id = str(args.inputs.get("userId", ""))
+    return {"id": user_id, "arn": ctx.arn("elasticache", f"user:{user_id}")}
+
+
+def _cache_user_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    group_id = str(args.inputs.get("userGroupId", ""))
+    return {"id": group_id, "arn": ctx.arn("elasticache", f"usergroup:{group_id}")}
+
+
+def _waf_logging(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    # The provider's id for a logging configuration is the web ACL's ARN.
+    return {"id": str(args.inputs.get("resourceArn", ""))}
 
 
 def _load_balancer(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
@@ -642,6 +704,13 @@ RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallConte
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:lb/listener:Listener": _listener,
+    "aws:lb/listenerRule:ListenerRule": _listener_rule,
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": _default_security_group,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": _kms_alias,
+    "aws:elasticache/user:User": _cache_user,
+    "aws:elasticache/userGroup:UserGroup": _cache_user_group,
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": _waf_logging,
     "aws:s3/bucket:Bucket": _bucket,
     "aws:s3/bucketV2:BucketV2": _bucket,
     "aws:s3/bucketObjectv2:BucketObjectv2": _s3_object,

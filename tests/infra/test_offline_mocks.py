@@ -176,3 +176,47 @@ def test_a_filter_ec2_does_not_know_is_refused_as_ec2_refuses_it():
 def test_a_data_source_the_mocks_do_not_know_still_fails():
     with pytest.raises(UnknownDataSourceError, match="getSubnets"):
         _call("aws:ec2/getSubnets:getSubnets")
+
+
+def _create(type_token: str, logical_name: str, **inputs):
+    mocks = AwsMocks("us-east-1", "123456789012", "pyscale", "s")
+    return mocks.new_resource(
+        MockResourceArgs(
+            typ=type_token, name=logical_name, inputs=inputs, provider="", resource_id=""
+        )
+    )
+
+
+def test_the_default_security_group_is_the_vpcs_own_not_a_new_one():
+    _, vpc = _create("aws:ec2/vpc:Vpc", "net-vpc", cidrBlock="10.0.0.0/16")
+    vpc_id, _ = _create("aws:ec2/vpc:Vpc", "net-vpc", cidrBlock="10.0.0.0/16")
+
+    group_id, group = _create(
+        "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "net-default-sg", vpcId=vpc_id
+    )
+
+    assert group_id == vpc["defaultSecurityGroupId"]
+    assert group["name"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("type_token", "inputs", "pattern"),
+    [
+        ("aws:kms/key:Key", {}, r"^arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36}$"),
+        ("aws:kms/alias:Alias", {"name": "alias/pyscale-dev"},
+         r"^arn:aws:kms:us-east-1:\d{12}:alias/pyscale-dev$"),
+        ("aws:ec2/flowLog:FlowLog", {},
+         r"^arn:aws:ec2:us-east-1:\d{12}:vpc-flow-log/fl-[0-9a-f]+$"),
+        ("aws:elasticache/user:User", {"userId": "pyscale-dev-app"},
+         r"^arn:aws:elasticache:us-east-1:\d{12}:user:pyscale-dev-app$"),
+        ("aws:elasticache/userGroup:UserGroup", {"userGroupId": "pyscale-dev"},
+         r"^arn:aws:elasticache:us-east-1:\d{12}:usergroup:pyscale-dev$"),
+        ("aws:lb/listenerRule:ListenerRule",
+         {"listenerArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/a/1/2"},
+         r"^arn:aws:elasticloadbalancing:us-east-1:\d{12}:listener-rule/app/a/1/2/[0-9a-f]+$"),
+    ],
+)  # fmt: skip
+def test_new_security_resources_get_arns_in_aws_formats(type_token, inputs, pattern):
+    _, outputs = _create(type_token, "x", **inputs)
+
+    assert re.match(pattern, outputs["arn"]), outputs["arn"]
