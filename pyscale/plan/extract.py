@@ -20,6 +20,7 @@ from pyscale.plan.wire import lookup, plain
 SCHEMA_VERSION = 1
 STACK_GROUP = "(stack)"  # resources registered directly under the stack, not in a component
 PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
+WARM_POOL = "aws:autoscaling/warmPool:WarmPool"
 SSM_GET_PARAMETER = "aws:ssm/getParameter:getParameter"
 MIN_REFERENCE_LENGTH = 8
 
@@ -147,6 +148,10 @@ RESOURCE_SETTINGS: Mapping[str, Mapping[str, str]] = {
         "on_demand_percent_above_base": (
             "mixedInstancesPolicy.instancesDistribution.onDemandPercentageAboveBaseCapacity"
         ),
+        # The program sets the warm pool inside the group (its warm_pool input).
+        "warm_pool_state": "warmPool.poolState",
+        "warm_pool_min_size": "warmPool.minSize",
+        "warm_pool_reuse_on_scale_in": "warmPool.instanceReusePolicy.reuseOnScaleIn",
     },
     "aws:autoscaling/policy:Policy": {
         "policy_type": "policyType",
@@ -447,7 +452,11 @@ def _fleet(
         "imds_tokens": template.get("imds_tokens"),
         "root_volume_encrypted": template.get("root_volume_encrypted"),
         "scheduled_actions": len(of("aws:autoscaling/schedule:Schedule")),
-        "warm_pool": bool(of("aws:autoscaling/warmPool:WarmPool")),
+        # In the group's own input or as a separate WarmPool resource: either is a warm pool.
+        "warm_pool": "warm_pool_state" in group or bool(of(WARM_POOL)),
+        "warm_pool_min_size": group.get("warm_pool_min_size")
+        if "warm_pool_state" in group
+        else next((_settings(p).get("min_size") for p in of(WARM_POOL)), None),
     }
 
 

@@ -158,6 +158,32 @@ def test_markdown_diff_puts_stateful_deletions_before_the_settings(run_cli) -> N
     assert "| deleted | aws:s3/bucket:Bucket pyscale-&lt;stack&gt;-access-logs |" in out
 
 
+def test_a_warm_pool_stack_plans_and_diffs_its_warm_pool(run_cli, plan_json) -> None:
+    # GIVEN staging planned with a warm pool of 2 stopped instances (set inside the group)
+    result = run_cli(
+        "plan", "--stack", "staging", "--json", "-c", "warmPool=true", "-c", "warmPoolMinSize=2"
+    )
+    assert result.exit_code == 0, result.stderr
+    warm = json.loads(result.stdout)
+
+    # THEN the plan shows it, in the key settings and on the group
+    assert warm["key_settings"]["fleet"]["warm_pool"] is True
+    assert warm["key_settings"]["fleet"]["warm_pool_min_size"] == 2
+    (group,) = [
+        r
+        for c in warm["components"]
+        for r in c["resources"]
+        if r["type"] == "aws:autoscaling/group:Group"
+    ]
+    assert group["settings"]["warm_pool_state"] == "Stopped"
+    assert plan_json("staging")["key_settings"]["fleet"]["warm_pool"] is False
+
+    # AND the diff against the shipped staging stack names the warm pool
+    diff = diff_plans(plan_json("staging"), warm)
+    assert {"setting": "fleet.warm_pool", "a": False, "b": True} in diff["settings"]
+    assert {"setting": "fleet.warm_pool_min_size", "a": None, "b": 2} in diff["settings"]
+
+
 def test_markdown_plan_has_key_settings_table_and_collapsible_components(run_cli) -> None:
     result = run_cli("plan", "--stack", "dev", "--markdown")
     assert result.exit_code == 0, result.stderr
