@@ -35,30 +35,60 @@ def test_iam_arns_are_global_and_carry_no_region(each_stack_run):
     assert all(IAM_ARN.match(arn) for arn in arns), arns
 
 
-def test_cache_alarms_watch_the_nodes_elasticache_actually_names(each_stack_run):
-    # GIVEN the replication group's member clusters, named as ElastiCache names them
-    # (<group>-001 without cluster mode, <group>-0001-001 per shard with it)
-    group = each_stack_run.one("aws:elasticache/replicationGroup:ReplicationGroup")
-    members = group.outputs["memberClusters"]
-    alarms = each_stack_run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+# ElastiCache's member cluster (node) ids, as AWS documents them, written out literally so
+# that neither the mocks nor monitoring.cache_node_suffixes can vouch for themselves:
+# - cluster mode on: the ElastiCache user guide, "Connecting to nodes in a Valkey or Redis
+#   OSS cluster" (describe-replication-groups of "redis2x2", 2 shards of 1 primary + 1
+#   replica): MemberClusters redis2x2-0001-001, redis2x2-0001-002, redis2x2-0002-001,
+#   redis2x2-0002-002 (shards 0001..0090 as the API's NodeGroup docs number them);
+# - cluster mode off: "<group>-001" onwards; terraform-provider-aws replication_group.go
+#   names the group's first cluster fmt.Sprintf("%s-001", d.Id()) for snapshots.
+DOCUMENTED_NODE_IDS = {
+    "dev": ["{group}-001"],  # no replica
+    "staging": ["{group}-001", "{group}-002"],  # one replica
+    "prod": ["{group}-0001-001", "{group}-0001-002", "{group}-0002-001", "{group}-0002-002"],
+}
+
+
+@pytest.mark.parametrize("stack", sorted(DOCUMENTED_NODE_IDS))
+def test_cache_alarms_watch_the_node_ids_elasticache_documents(shipped_run, stack):
+    # GIVEN the stack's replication group (prod: 2 shards x 1 replica, like AWS's redis2x2)
+    run = shipped_run(stack)
+    group_id = run.one("aws:elasticache/replicationGroup:ReplicationGroup").id
+    expected = {name.format(group=group_id) for name in DOCUMENTED_NODE_IDS[stack]}
 
     # WHEN the monitoring component picks its per-node alarm dimensions
     watched = {
         a.inputs["dimensions"]["CacheClusterId"]
-        for a in alarms
+        for a in run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
         if "CacheClusterId" in a.inputs.get("dimensions", {})
     }
 
-    # THEN every node is watched and no alarm watches a node that does not exist
-    assert watched == set(members)
+    # THEN they are exactly the documented node ids
+    assert watched == expected
 
 
-def test_prod_cluster_mode_nodes_are_named_per_shard(shipped_run):
-    group = shipped_run("prod").one("aws:elasticache/replicationGroup:ReplicationGroup")
-    group_id = group.outputs["replicationGroupId"]
-
-    assert group.outputs["memberClusters"] == [
-        f"{group_id}-{shard}-{node}" for shard in ("0001", "0002") for node in ("001", "002")
+def test_the_mock_names_member_clusters_as_aws_documents_them():
+    mocks = AwsMocks("us-west-2", "123456789012", "pyscale", "s")
+    _, cluster = mocks.new_resource(
+        MockResourceArgs(
+            typ="aws:elasticache/replicationGroup:ReplicationGroup",
+            name="redis2x2",
+            inputs={
+                "replicationGroupId": "redis2x2",
+                "clusterMode": "enabled",
+                "numNodeGroups": 2.0,
+                "replicasPerNodeGroup": 1.0,
+            },
+            provider="",
+            resource_id="",
+        )
+    )
+    assert cluster["memberClusters"] == [
+        "redis2x2-0001-001",
+        "redis2x2-0001-002",
+        "redis2x2-0002-001",
+        "redis2x2-0002-002",
     ]
 
 
