@@ -87,6 +87,13 @@ policy/venv/.installed: policy/requirements.txt | $(UV)
 	$(UV) pip install --quiet --python policy/venv/bin/python -r policy/requirements.txt
 	@touch $@
 
+POLICY_REQUIREMENTS ?= policy/requirements.txt
+.PHONY: policy-requirements
+policy-requirements: | $(UV) ## Export policy/requirements.txt from uv.lock's policy group (hash-pinned; never edit it by hand)
+	@{ echo "# The policy pack's venv (policy/venv): exported from uv.lock's policy group by"; \
+	  echo "# \`make policy-requirements\`. Do not edit: change pyproject.toml, run uv lock and this."; \
+	  $(UV) export --frozen --only-group policy --no-emit-project --no-header --quiet; } > "$(POLICY_REQUIREMENTS)"
+
 .PHONY: policy-check
 policy-check: $(VENV)/.synced ## Policy pack over STACK's offline program run (no cloud); REPORT=file appends Markdown
 	$(VENV)/bin/python -m policy.offline --stack $(STACK) $(if $(REPORT),--markdown-report "$(REPORT)")

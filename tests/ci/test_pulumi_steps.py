@@ -52,7 +52,7 @@ def test_uv_and_both_venvs_are_ready_before_the_pulumi_step(workflow, job):
 
 def test_the_policy_venv_installs_what_the_pack_imports():
     requirements = (ROOT / "policy" / "requirements.txt").read_text()
-    pinned = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", requirements, flags=re.MULTILINE))
+    pinned = dict(re.findall(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)", requirements, flags=re.MULTILINE))
     assert {"pulumi", "pulumi-policy"} <= set(pinned)
     entry = (ROOT / "policy" / "__main__.py").read_text()
     rules = (ROOT / "policy" / "rules.py").read_text()
@@ -61,6 +61,30 @@ def test_the_policy_venv_installs_what_the_pack_imports():
     assert imported - {"__future__", "collections", "fnmatch", "json", "typing", "rules"} == {
         "pulumi_policy"
     }
+
+
+def test_the_policy_requirements_are_exactly_uv_locks_policy_group(tmp_path):
+    # GIVEN policy/requirements.txt exported afresh from uv.lock
+    fresh = tmp_path / "requirements.txt"
+    subprocess.run(
+        ["make", "-s", "policy-requirements", f"POLICY_REQUIREMENTS={fresh}"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    committed = (ROOT / "policy" / "requirements.txt").read_text()
+
+    # THEN the committed file is that export: same packages, versions and hashes
+    assert committed == fresh.read_text(), (
+        "policy/requirements.txt is stale: make policy-requirements"
+    )
+    lock = (ROOT / "uv.lock").read_text()
+    for name, version in re.findall(r"^([a-z0-9-]+)==([^\s\\]+)", committed, flags=re.MULTILINE):
+        assert f'name = "{name}"\nversion = "{version}"' in lock, (name, version)
+    assert "pulumi-policy==" in committed
+    # and no second updater pins it behind uv.lock's back
+    dependabot = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert all(u["package-ecosystem"] != "pip" for u in dependabot["updates"])
 
 
 def run_stack_step(workflow: str, job: str, tmp_path, **variables: str):
