@@ -78,6 +78,16 @@ plan: $(VENV)/.synced ## Offline plan of STACK, no cloud needed (PLAN_FORMAT=jso
 bench-plan: $(VENV)/.synced ## Time `pyscale plan --stack prod` end to end (target <= 5 s on 2 cores)
 	$(VENV)/bin/python bench/bench_plan.py
 
+# ---- Cost and capacity (pyscale/cost/) -------------------------------------------------------
+COST_FORMAT ?= text
+.PHONY: cost
+cost: $(VENV)/.synced ## Monthly cost and capacity of STACK, offline (COST_FORMAT=json|markdown, REPORT=file appends)
+	@$(VENV)/bin/pyscale cost --stack $(STACK) $(if $(filter json markdown,$(COST_FORMAT)),--$(COST_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
+
+.PHONY: cost-docs
+cost-docs: $(VENV)/.synced ## Regenerate README.md's stack table (figures from `pyscale cost`)
+	$(VENV)/bin/python -m pyscale.cost.readme --write
+
 # ---- CI/CD and the policy pack (.github/workflows, policy/) ----------------------------------
 .PHONY: policy-venv
 policy-venv: policy/venv/.installed ## Create policy/venv, the policy pack's own venv the Pulumi CLI runs

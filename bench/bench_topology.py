@@ -40,6 +40,12 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from app.contract import HEALTH_PATH, Env  # noqa: E402
 from bench.bench_app import MISS_SCRIPT, parse_wrk  # noqa: E402  (one parser, one script)
+from pyscale.cost.capacity import (  # noqa: E402  (`pyscale cost` reads these rows by label)
+    ENDPOINT_SWEEP,
+    MISS,
+    NEAR_CACHE_HIT,
+    REDIS_HIT,
+)
 from pyscale.local import processes, sizing  # noqa: E402
 from pyscale.local.ports import free_port  # noqa: E402
 from pyscale.local.topology import LocalTopology, TopologySpec  # noqa: E402
@@ -182,10 +188,10 @@ def sweep_endpoints(bench: Bench, cores: int) -> None:
     with bench.topology(dev.replicas, dev.workers, app=HELLO_APP) as topology:
         bench.measure(topology, "endpoints", "bare hello (ceiling)", "/")
     with bench.topology(dev.replicas, dev.workers) as topology:
-        bench.measure(topology, "endpoints", "cached hit (near cache)", REPORT_PATH)
+        bench.measure(topology, ENDPOINT_SWEEP, NEAR_CACHE_HIT, REPORT_PATH)
     with bench.topology(dev.replicas, dev.workers, NEAR_CACHE_OFF) as topology:
-        bench.measure(topology, "endpoints", "cached hit (Redis, near off)", REPORT_PATH)
-        bench.measure(topology, "endpoints", "miss (compute n≈1000 + store)", "/", MISS_SCRIPT)
+        bench.measure(topology, ENDPOINT_SWEEP, REDIS_HIT, REPORT_PATH)
+        bench.measure(topology, ENDPOINT_SWEEP, MISS, "/", MISS_SCRIPT)
 
 
 def sweep_workers(bench: Bench, cores: int) -> None:

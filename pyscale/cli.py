@@ -2,6 +2,7 @@
 
 `pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/);
 `pyscale cache rotate-auth` rotates a deployed stack's cache AUTH token (pyscale/cache_auth.py).
+`pyscale plan` and `pyscale cost` run a stack's program offline (pyscale/plan/, pyscale/cost/).
 Every error the user can fix is printed as one clear message with a non-zero exit, never
 a traceback.
 """
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.contract import Env
+from pyscale.cost.command import cost as cost_command
 from pyscale.local import haproxy
 from pyscale.local import state as local_state
 from pyscale.local.errors import LocalTopologyError
@@ -46,6 +48,8 @@ cache_app = typer.Typer(
 app.add_typer(cache_app, name="cache")
 # `pyscale plan`: the stack's program run offline (pyscale/plan/).
 app.command("plan")(plan_command)
+# `pyscale cost`: monthly cost from sourced prices and capacity from the benchmark (pyscale/cost/).
+app.command("cost")(cost_command)
 
 console = Console()
 error_console = Console(stderr=True)

@@ -70,11 +70,15 @@ def stack_file(stack: str) -> Path:
     return path
 
 
+USAGE_FILE_SUFFIX = ".usage.yaml"  # stacks/Pulumi.<stack>.usage.yaml: `pyscale cost` input
+
+
 def stack_names() -> list[str]:
-    """Every stack that has a file, sorted."""
+    """Every stack that has a file, sorted (usage files beside them are not stacks)."""
     return sorted(
         path.name.removeprefix("Pulumi.").removesuffix(".yaml")
         for path in stacks_dir().glob("Pulumi.*.yaml")
+        if not path.name.endswith(USAGE_FILE_SUFFIX)
     )
 
 

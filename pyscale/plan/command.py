@@ -56,7 +56,7 @@ def plan(
         raise typer.BadParameter("choose one of --json and --markdown", param_hint="--json")
     error_console = Console(stderr=True)
     try:
-        overrides = _parse_overrides(config or [])
+        overrides = parse_overrides(config or [])
         if diff is not None:
             document = diff_plans(_plan_of(diff[0], overrides), _plan_of(diff[1], overrides))
         else:
@@ -73,7 +73,8 @@ def plan(
         Console().print((diff_renderable if diff else plan_renderable)(document))
 
 
-def _parse_overrides(pairs: list[str]) -> dict[str, str]:
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``-c KEY=VALUE`` options as a mapping, or PlanError naming the malformed one."""
     overrides: dict[str, str] = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
@@ -85,6 +86,11 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 
 def _plan_of(stack: str, overrides: dict[str, str]) -> dict[str, Any]:
     """Run ``stack`` under the offline runner and build its plan, or raise PlanError."""
+    return build_plan(run_of(stack, overrides))
+
+
+def run_of(stack: str, overrides: dict[str, str]) -> Any:
+    """Run ``stack`` under the offline runner (a ProgramRun), or raise PlanError."""
     # Imported here: the runner loads the Pulumi SDK, which other commands never need.
     from pyscale.offline.runner import ProgramError, run_stack
     from pyscale.stacks import StackFileError, UnknownStackError
@@ -97,4 +103,4 @@ def _plan_of(stack: str, overrides: dict[str, str]) -> dict[str, Any]:
         raise PlanError(str(error)) from None
     except ProgramError as error:
         raise PlanError(error.message) from None
-    return build_plan(run)
+    return run

@@ -46,6 +46,7 @@ def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "only_in_a": [_identity(resources_a[key]) for key in resources_a if key not in resources_b],
         "only_in_b": [_identity(resources_b[key]) for key in resources_b if key not in resources_a],
+        "cost": _cost_difference(a.get("cost"), b.get("cost")),
         "resource_settings": [
             {
                 "type": key[0],
@@ -90,6 +91,18 @@ def _stateful_changes(
         if because:
             changes.append({**change, "change": "replaced", "because": because})
     return changes
+
+
+def _cost_difference(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Both stacks' cost summaries and how much more ``b`` costs a month (priced lines)."""
+    totals = [side.get("monthly_usd") if side else None for side in (a, b)]
+    return {
+        "a": a,
+        "b": b,
+        "monthly_usd_difference": (
+            round(totals[1] - totals[0], 2) if None not in totals else None  # type: ignore[operator]
+        ),
+    }
 
 
 def generic_name(name: str, stack: str) -> str:

@@ -261,7 +261,18 @@ def build_plan(run: Run) -> dict[str, Any]:
         "components": components,
         "outputs": {name: plain(value) for name, value in sorted(run.stack_outputs.items())},
         "warnings": list(run.warnings),
+        "cost": _cost_summary(run),
     }
+
+
+def _cost_summary(run: Run) -> dict[str, Any]:
+    """Monthly total and capacity (pyscale/cost), or why they cannot be computed."""
+    if not hasattr(run, "config"):  # a run without its engine config has no region
+        return {"error": "the run carries no engine config, so no region to price"}
+    # Imported here: pyscale.cost reads the plan's wire helpers.
+    from pyscale.cost import plan_summary
+
+    return plan_summary(run)  # type: ignore[arg-type]
 
 
 def _ordered(resources: Iterable[Resource]) -> list[Resource]:

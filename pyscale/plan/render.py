@@ -16,6 +16,20 @@ from rich.tree import Tree
 
 from pyscale.plan.extract import STACK_GROUP
 
+
+def _cost_text(plan: Mapping[str, Any]) -> list[str]:
+    # Imported here: pyscale.cost reads the plan's wire helpers (and renders with rich too).
+    from pyscale.cost.render import summary_lines
+
+    return summary_lines(plan.get("cost"), plan["stack"])
+
+
+def _cost_rows(diff: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    from pyscale.cost.render import summary_rows
+
+    return summary_rows(diff["cost"]) if diff.get("cost") else []
+
+
 ABSENT = "—"
 
 
@@ -62,6 +76,10 @@ def plan_renderable(plan: Mapping[str, Any]) -> RenderableType:
     ]
     parts += [Text(f"warning: {warning}", style="yellow") for warning in plan["warnings"]]
     parts.append(_key_settings_table(plan["key_settings"]))
+    cost = _cost_text(plan)
+    if cost:
+        parts.append(Text("Cost and capacity", style="bold"))
+        parts += [Text(f"  {line}") for line in cost]
     if plan["key_settings"]["alarms"]:
         parts.append(_alarms_table(plan["key_settings"]["alarms"]))
     parts.append(_resource_tree(plan))
@@ -159,6 +177,15 @@ def diff_renderable(diff: Mapping[str, Any]) -> RenderableType:
         settings.add_row(Text(row["setting"]), _cell_text(row["a"]), _cell_text(row["b"]))
     parts.append(settings)
 
+    cost_rows = _cost_rows(diff)
+    if cost_rows:
+        cost = Table(title="Cost and capacity", title_justify="left")
+        for column, style in (("figure", "bold"), (a, "red"), (b, "green")):
+            cost.add_column(column, style=style, overflow="fold")
+        for row in cost_rows:
+            cost.add_row(*(Text(value) for value in row))
+        parts.append(cost)
+
     counts = Table(title="Resource counts", title_justify="left")
     for column in ("type", a, b):
         counts.add_column(column)
@@ -198,7 +225,8 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+def markdown_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list[str]:
+    """A GitHub Markdown table (cells escaped), then a blank line."""
     header = list(header)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
@@ -225,11 +253,14 @@ def plan_markdown(plan: Mapping[str, Any]) -> str:
         if area != "alarms"
         for name, value in values.items()
     ]
-    lines += _table(("area", "setting", "value"), rows)
+    lines += markdown_table(("area", "setting", "value"), rows)
+    cost = _cost_text(plan)
+    if cost:
+        lines += ["#### Cost and capacity", ""] + [f"- {line}" for line in cost] + [""]
     alarms = plan["key_settings"]["alarms"]
     if alarms:
         lines += ["#### Alarms", ""]
-        lines += _table(
+        lines += markdown_table(
             ("alarm", "metric", "statistic", "condition"),
             (
                 (
@@ -250,7 +281,7 @@ def plan_markdown(plan: Mapping[str, Any]) -> str:
             else f"<code>{component['type']}</code> {component['name']}"
         )
         lines += [f"<details><summary>{title} ({count} resources)</summary>", ""]
-        lines += _table(
+        lines += markdown_table(
             ("type", "name", "settings"),
             (
                 (f"`{r['type']}`", r["name"], _settings_text(r["settings"]))
@@ -259,7 +290,7 @@ def plan_markdown(plan: Mapping[str, Any]) -> str:
         )
         lines += ["</details>", ""]
     lines += ["#### Stack outputs", ""]
-    lines += _table(("output", "value"), plan["outputs"].items())
+    lines += markdown_table(("output", "value"), plan["outputs"].items())
     return "\n".join(lines)
 
 
@@ -277,7 +308,7 @@ def diff_markdown(diff: Mapping[str, Any]) -> str:
             f"**{len(diff['stateful'])} stateful resource(s): check each before merging.**",
             "",
         ]
-        lines += _table(
+        lines += markdown_table(
             ("change", "resource", "what is lost", "because"),
             (
                 (c["change"], f"{c['type']} {c['name']}", c["loses"], _stateful_reason(c))
@@ -285,15 +316,23 @@ def diff_markdown(diff: Mapping[str, Any]) -> str:
             ),
         )
     lines += ["#### Key settings", ""]
-    lines += _table(("setting", a, b), ((r["setting"], r["a"], r["b"]) for r in diff["settings"]))
+    lines += markdown_table(
+        ("setting", a, b), ((r["setting"], r["a"], r["b"]) for r in diff["settings"])
+    )
+    cost_rows = _cost_rows(diff)
+    if cost_rows:
+        lines += ["#### Cost and capacity", ""]
+        lines += markdown_table(("figure", a, b), cost_rows)
     lines += ["#### Resource counts", ""]
-    lines += _table(("type", a, b), ((r["type"], r["a"], r["b"]) for r in diff["resource_counts"]))
+    lines += markdown_table(
+        ("type", a, b), ((r["type"], r["a"], r["b"]) for r in diff["resource_counts"])
+    )
     for side, stack in (("only_in_a", a), ("only_in_b", b)):
         if diff[side]:
             lines += [f"#### Only in {stack}", ""]
-            lines += _table(("type", "name"), ((r["type"], r["name"]) for r in diff[side]))
+            lines += markdown_table(("type", "name"), ((r["type"], r["name"]) for r in diff[side]))
     lines += ["#### Resource settings that differ", ""]
-    lines += _table(
+    lines += markdown_table(
         ("resource", "setting", a, b),
         (
             (f"{r['type']} {r['name']}", r["setting"], r["a"], r["b"])

@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pyscale import stacks
+
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
 BIN = Path(sys.executable).parent
-STACKS = sorted(
-    p.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
-)
+STACKS = stacks.stack_names()  # the stack files (usage files beside them are not stacks)
 
 # What a `run:` script may call besides make: shell syntax and builtins only, so every
 # command CI runs is a Makefile target a developer can run too.
