@@ -16,7 +16,13 @@ from pyscale.cost.estimate import CostError
 from pyscale.cost.prices import PriceTableError, classifications
 from pyscale.cost.render import cost_markdown, cost_renderable
 from pyscale.cost.usage import UsageFileError, load_usage, usage_file_of
-from pyscale.plan.command import PlanError, parse_overrides, run_of
+from pyscale.plan.command import (
+    ConfigOption,
+    MarkdownOption,
+    PlanError,
+    parse_overrides,
+    run_of,
+)
 
 # Exit status of a cost that cannot be computed (unknown stack or type, a region or item the
 # price table lacks, a bad override or usage file); 1 stays "the program failed" for `plan`.
@@ -30,18 +36,8 @@ def cost(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON (schema: pyscale/cost/cost.schema.json).")
     ] = False,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print Markdown (for a CI job summary).")
-    ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--config",
-            "-c",
-            metavar="KEY=VALUE",
-            help="Override a config key for this estimate only, e.g. -c instanceType=m7g.xlarge.",
-        ),
-    ] = None,
+    markdown: MarkdownOption = False,
+    config: ConfigOption = None,
     usage_file: Annotated[
         Path | None,
         typer.Option(

@@ -21,6 +21,21 @@ class PlanError(Exception):
     """Something the user can fix (unknown stack, invalid config): one message, no traceback."""
 
 
+# Options `pyscale plan` and `pyscale cost` share (same names, same meaning).
+MarkdownOption = Annotated[
+    bool, typer.Option("--markdown", help="Print Markdown (for a CI job summary).")
+]
+ConfigOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="KEY=VALUE",
+        help="Override a config key for this run only, e.g. -c instanceType=m7g.xlarge.",
+    ),
+]
+
+
 def plan(
     stack: Annotated[
         str, typer.Option("--stack", "-s", help="Stack to plan (stacks/Pulumi.<stack>.yaml).")
@@ -37,18 +52,8 @@ def plan(
         bool,
         typer.Option("--json", help="Print JSON (schema: pyscale/plan/plan.schema.json)."),
     ] = False,
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print Markdown (for a CI job summary).")
-    ] = False,
-    config: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--config",
-            "-c",
-            metavar="KEY=VALUE",
-            help="Override a config key for this plan only, e.g. -c instanceType=m7g.xlarge.",
-        ),
-    ] = None,
+    markdown: MarkdownOption = False,
+    config: ConfigOption = None,
 ) -> None:
     """Run the stack's real Pulumi program offline (no cloud credentials, no network) and show
     every resource it registers by component, the settings that matter, and the outputs."""

@@ -11,7 +11,9 @@ import jsonschema
 import pytest
 
 from pyscale.cost import load_schema
-from tests.plan.conftest import run_cli  # noqa: F401 - the same credential-free CLI runner
+
+# The plan's credential-free CLI runner and its per-session `--json` plans.
+from tests.plan.conftest import plan_json, run_cli  # noqa: F401
 
 EXIT_COST_FAILED = 2
 

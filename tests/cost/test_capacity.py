@@ -167,3 +167,20 @@ def test_the_benchmark_writes_the_scenario_labels_capacity_reads(monkeypatch) ->
     )
     bench_topology.sweep_endpoints(Recorder(), cores=2)
     assert {(ENDPOINT_SWEEP, label) for label in SCENARIOS.values()} <= set(measured)
+
+
+def test_a_rerun_benchmark_moves_the_figures_with_it(run_cli, tmp_path: Path) -> None:
+    # `make bench` writes a newer results file; pointing at one changes the capacity only.
+    rerun = write_results(
+        tmp_path / "2027-01-10", {"near_cache_hit": 0.25, "redis_hit": 0.5, "miss": 20.0}
+    )
+    result = run_cli("cost", "--stack", "prod", "--json", "--results", str(rerun))
+    assert result.exit_code == 0, result.stderr
+    section = json.loads(result.stdout)["capacity"]
+    assert section["benchmark"]["date"] == "2027-01-10"
+    assert by_scenario(section)["redis_hit"]["per_core_rps"] == 2000.0
+    vcpus, target = section["fleet"]["vcpus"], section["fleet"]["cpu_target_percent"] / 100
+    assert (
+        by_scenario(section)["redis_hit"]["per_instance_rps_at_cpu_target"]
+        == vcpus * target * 2000.0
+    )

@@ -16,22 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 STACKS = stacks.stack_names()
 
 
-@pytest.fixture(scope="module")
-def plan_json(run_cli):
-    import json
-
-    cache: dict[str, dict] = {}
-
-    def get(stack: str) -> dict:
-        if stack not in cache:
-            result = run_cli("plan", "--stack", stack, "--json")
-            assert result.exit_code == 0, result.stderr
-            cache[stack] = json.loads(result.stdout)
-        return cache[stack]
-
-    return get
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_plan_carries_the_stacks_monthly_total_and_capacity(
     plan_json, cost_json, stack
