@@ -1,6 +1,6 @@
 """The `pyscale` command (entry point `pyscale.cli:main`).
 
-`pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/);
+`pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/).
 `pyscale cache rotate-auth` rotates a deployed stack's cache AUTH token (pyscale/cache_auth.py).
 `pyscale plan` and `pyscale cost` run a stack's program offline (pyscale/plan/, pyscale/cost/).
 Every error the user can fix is printed as one clear message with a non-zero exit, never
