@@ -44,6 +44,10 @@ lint: $(VENV)/.synced ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+.PHONY: docs
+docs: $(VENV)/.synced ## Regenerate Pulumi.yaml's config schema and the README's configuration reference
+	$(VENV)/bin/python -m pyscale.docs
+
 .PHONY: fmt
 fmt: $(VENV)/.synced ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .

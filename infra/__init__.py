@@ -1,1 +1,1 @@
-"""The Pulumi program: infra/__main__.py wires the components; infra/config.py reads the stack."""
+"""The Pulumi program: infra/__main__.py wires the components; infra/settings/ reads the stack."""

@@ -1,11 +1,11 @@
 """Cache: an ElastiCache replication group (Valkey by default, or Redis) in private subnets.
 
-Supported combinations:
-- cluster mode off: one shard, ``replicas_per_shard`` replicas (0-5);
-- cluster mode on: ``shards`` x ``replicas_per_shard`` (automatic failover required);
+Supported combinations (``settings.topology``):
+- single: one node; replicated: one shard with ``replicas_per_shard`` replicas (1-5);
+- cluster: cluster mode, ``shards`` x ``replicas_per_shard`` (automatic failover required);
 - multi-AZ: needs automatic failover and at least one replica;
 - AUTH token: needs encryption in transit.
-infra/config.py enforces these before this component is built.
+infra/settings/cache.py enforces these before this component is built.
 
 The AUTH token is generated here, handed to ElastiCache and stored in Secrets Manager;
 the app gets only the secret's ARN, and the token never appears in an output or in plain
@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.config import CACHE_PORT, CacheEngine
+from infra.settings import CacheEngine, CacheSettings, CacheTopology
 
 # ElastiCache AUTH tokens: 16-128 printable characters, a restricted set of specials;
 # letters and digits only keeps the token safe inside a URL and a shell.
@@ -31,39 +31,39 @@ SLOW_LOG = "slow-log"
 
 @dataclass(frozen=True)
 class CacheArgs:
-    """Sizes and switches of the replication group (defaults: valkey, single node,
-    encrypted, AUTH on, no snapshots). ``parameter_group_family`` must match the engine
-    version (config derives it). ``security_group_id``: the cache's group, whose only
-    source is the app fleet's group."""
+    """Inputs of Cache.
 
+    settings: the cache keys (engine, topology, encryption, snapshots, windows).
+    log_retention_days: retention of the slow-log group (the stack's logRetentionDays).
+    subnet_ids: the private subnets. security_group_id: the cache's group, whose only
+        source is the app fleet's group.
+    """
+
+    settings: CacheSettings
+    log_retention_days: int
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
-    node_type: str
-    engine_version: str
-    parameter_group_family: str
-    engine: CacheEngine = CacheEngine.VALKEY
-    cluster_mode: bool = False
-    shards: int = 1
-    replicas_per_shard: int = 0
-    multi_az: bool = False
-    automatic_failover: bool = False
-    transit_encryption: bool = True
-    at_rest_encryption: bool = True
-    auth_token: bool = True
-    snapshot_retention_days: int = 0
-    snapshot_window: str = "03:00-04:00"
-    maintenance_window: str = "sun:05:00-sun:06:00"
-    log_retention_days: int = 14
-    port: int = CACHE_PORT
 
 
-def _transit_encryption_mode(args: CacheArgs) -> str | None:
+@dataclass(frozen=True)
+class CacheConnection:
+    """How the app reaches the cache: what the fleet's boot script is given."""
+
+    endpoint: pulumi.Input[str]
+    port: int
+    tls: bool
+    cluster_mode: bool
+    auth_secret_arn: pulumi.Input[str] | None
+    ttl_seconds: int
+
+
+def _transit_encryption_mode(settings: CacheSettings) -> str | None:
     """ "required" stated where the mode setting is certainly supported (Valkey, Redis 7+).
     For Redis 6.x it is left unset: TLS enabled at creation already refuses plaintext
     clients, and the mode setting arrived with the online TLS migration of later engines."""
-    if not args.transit_encryption:
+    if not settings.transit_encryption:
         return None
-    if args.engine is CacheEngine.REDIS and args.engine_version.startswith("6."):
+    if settings.engine is CacheEngine.REDIS and settings.engine_version.startswith("6."):
         return None
     return "required"
 
@@ -81,6 +81,7 @@ class Cache(pulumi.ComponentResource):
         super().__init__("pyscale:cache:Cache", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
+        cache = args.settings
 
         subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
@@ -88,46 +89,46 @@ class Cache(pulumi.ComponentResource):
             subnet_ids=list(args.subnet_ids),
             opts=self._child,
         )
-        parameter_group = self._parameter_group(args)
+        parameter_group = self._parameter_group(cache)
         slow_log = aws.cloudwatch.LogGroup(
             f"{name}-slow-log",
             retention_in_days=args.log_retention_days,
             opts=self._child,
         )
-        token, self.auth_secret_arn = self._auth_token() if args.auth_token else (None, None)
+        token, self.auth_secret_arn = self._auth_token() if cache.auth_token else (None, None)
 
         sizing: dict[str, object]
-        if args.cluster_mode:
+        if cache.topology is CacheTopology.CLUSTER:
             sizing = {
                 "cluster_mode": "enabled",
-                "num_node_groups": args.shards,
-                "replicas_per_node_group": args.replicas_per_shard,
+                "num_node_groups": cache.shards,
+                "replicas_per_node_group": cache.replicas_per_shard,
             }
         else:
             sizing = {
                 "cluster_mode": "disabled",
-                "num_cache_clusters": 1 + args.replicas_per_shard,
+                "num_cache_clusters": 1 + cache.replicas_per_shard,
             }
         group = aws.elasticache.ReplicationGroup(
             f"{name}-redis",
-            description=f"pyscale cache ({args.engine.value}) for {name}",
-            engine=args.engine.value,
-            engine_version=args.engine_version,
-            node_type=args.node_type,
-            port=args.port,
+            description=f"pyscale cache ({cache.engine.value}) for {name}",
+            engine=cache.engine.value,
+            engine_version=cache.engine_version,
+            node_type=cache.node_type,
+            port=cache.port,
             parameter_group_name=parameter_group.name,
             subnet_group_name=subnet_group.name,
             security_group_ids=[args.security_group_id],
-            automatic_failover_enabled=args.automatic_failover,
-            multi_az_enabled=args.multi_az,
-            at_rest_encryption_enabled=args.at_rest_encryption,
-            transit_encryption_enabled=args.transit_encryption,
-            transit_encryption_mode=_transit_encryption_mode(args),
+            automatic_failover_enabled=cache.automatic_failover,
+            multi_az_enabled=cache.multi_az,
+            at_rest_encryption_enabled=cache.at_rest_encryption,
+            transit_encryption_enabled=cache.transit_encryption,
+            transit_encryption_mode=_transit_encryption_mode(cache),
             auth_token=token,
             auth_token_update_strategy="ROTATE" if token is not None else None,
-            snapshot_retention_limit=args.snapshot_retention_days,
-            snapshot_window=args.snapshot_window if args.snapshot_retention_days else None,
-            maintenance_window=args.maintenance_window,
+            snapshot_retention_limit=cache.snapshot_retention_days,
+            snapshot_window=cache.snapshot_window if cache.snapshot_retention_days else None,
+            maintenance_window=cache.maintenance_window,
             auto_minor_version_upgrade=True,
             log_delivery_configurations=[
                 aws.elasticache.ReplicationGroupLogDeliveryConfigurationArgs(
@@ -143,14 +144,22 @@ class Cache(pulumi.ComponentResource):
         )
         self.endpoint = (
             group.configuration_endpoint_address
-            if args.cluster_mode
+            if cache.topology is CacheTopology.CLUSTER
             else group.primary_endpoint_address
         )
-        self.port = args.port
-        self.cluster_mode = args.cluster_mode
-        self.tls = args.transit_encryption
+        self.port = cache.port
+        self.cluster_mode = cache.topology is CacheTopology.CLUSTER
+        self.tls = cache.transit_encryption
         self.replication_group_id = group.id
         self.member_clusters = group.member_clusters
+        self.connection = CacheConnection(
+            endpoint=self.endpoint,
+            port=self.port,
+            tls=self.tls,
+            cluster_mode=self.cluster_mode,
+            auth_secret_arn=self.auth_secret_arn,
+            ttl_seconds=cache.ttl_seconds,
+        )
         self.register_outputs(
             {
                 "endpoint": self.endpoint,
@@ -161,7 +170,7 @@ class Cache(pulumi.ComponentResource):
             }
         )
 
-    def _parameter_group(self, args: CacheArgs) -> aws.elasticache.ParameterGroup:
+    def _parameter_group(self, cache: CacheSettings) -> aws.elasticache.ParameterGroup:
         parameters = [
             # A cache, not a store: under memory pressure evict the least recently used key
             # of any kind rather than refuse writes.
@@ -169,17 +178,17 @@ class Cache(pulumi.ComponentResource):
                 name="maxmemory-policy", value="allkeys-lru"
             ),
         ]
-        if args.cluster_mode:
+        if cache.topology is CacheTopology.CLUSTER:
             parameters.append(
                 aws.elasticache.ParameterGroupParameterArgs(name="cluster-enabled", value="yes")
             )
         # The family is in the name: a new engine major needs a new group (family is
         # immutable), created beside the old one rather than clashing with it.
-        family_label = args.parameter_group_family.replace(".", "-")
+        family_label = cache.parameter_group_family.replace(".", "-")
         return aws.elasticache.ParameterGroup(
             f"{self._name}-{family_label}",
-            family=args.parameter_group_family,
-            description=f"pyscale {args.parameter_group_family} for {self._name}",
+            family=cache.parameter_group_family,
+            description=f"pyscale {cache.parameter_group_family} for {self._name}",
             parameters=parameters,
             opts=self._child,
         )

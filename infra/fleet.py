@@ -14,13 +14,13 @@ the instance role.
   that keeps ``refresh_min_healthy_percent`` in service, launches before it terminates,
   and rolls back by itself if the new instances fail their health checks.
 - Scaling: target tracking on average CPU and on ALB requests per target; optional
-  scheduled actions; optional mixed instance types / spot (with capacity rebalancing) or a
-  warm pool (config rejects both at once); optional maximum instance lifetime. Scaling
-  owns the running capacity after the first deploy: ``desired_capacity`` drift is ignored.
+  scheduled actions; optional maximum instance lifetime. Scaling owns the running
+  capacity after the first deploy: ``desired_capacity`` drift is ignored.
 
-Supported combinations: on-demand single type (default) | mixed types and/or spot
-(``mixed_instance_types``, ``on_demand_percent_above_base < 100``) | warm pool (single type,
-on-demand only). infra/config.py rejects the others before this component is built.
+Supported combinations (``settings.purchase``): on-demand, one type (default) | mixed:
+types and/or spot (``mixedInstanceTypes``, ``onDemandPercentAboveBase < 100``) with
+capacity rebalancing | warm pool (one type, on-demand only). infra/settings/fleet.py
+rejects the others before this component is built.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ import pulumi_aws as aws
 
 from app.contract import DEFAULT_PORT
 from infra import boot
-from infra.config import FleetSettings
+from infra.cache import CacheConnection
+from infra.release import ReleaseObject
+from infra.settings import FleetPurchase, FleetSettings
 
 # AWS's public parameters naming the latest AL2023 AMI, per architecture.
 AL2023_AMI_PARAMETERS: Mapping[str, str] = {
@@ -65,45 +67,21 @@ def partition_of(region: str) -> str:
 
 
 @dataclass(frozen=True)
-class FleetRelease:
-    """The release the instances install (from infra.release.AppRelease)."""
-
-    bucket_name: pulumi.Input[str]
-    object_key: str
-    object_arn: pulumi.Input[str]
-    version_id: pulumi.Input[str]
-    sha256: str
-    app_version: str
-    wsgi_module: str
-
-
-@dataclass(frozen=True)
-class FleetCache:
-    """How the app reaches the cache (from infra.cache.Cache)."""
-
-    endpoint: pulumi.Input[str]
-    port: int
-    tls: bool
-    cluster_mode: bool
-    auth_secret_arn: pulumi.Input[str] | None
-    ttl_seconds: int
-
-
-@dataclass(frozen=True)
 class FleetArgs:
     """Inputs of Fleet.
 
-    settings: sizes, scaling targets and purchase options (infra.config.FleetSettings).
+    settings: sizes, scaling targets and purchase mode (infra.settings.FleetSettings).
     region: the stack's region (the boot script's AWS calls, managed policy partition).
+    log_retention_days: retention of the app's log group (the stack's logRetentionDays).
     private_subnet_ids: where instances run; they never get a public IP.
     security_group_id: the fleet's group (infra.security_groups): the ALB is its only
         source, and it is the cache's only source.
     target_group_arn / target_group_arn_suffix / load_balancer_arn_suffix: the ALB target
         group the group registers into, and the two suffixes that make the
         requests-per-target resource label.
-    release, cache: what the boot script installs and connects to.
+    release, cache: what the boot script installs and connects to (AppRelease.installable,
+        Cache.connection).
     forwarded_allow_ips: addresses gunicorn trusts for X-Forwarded-* (the VPC CIDR).
-    log_retention_days: retention of the app's log group.
     app_port: the app's port (app.contract.DEFAULT_PORT).
     tags: tags for every resource, propagated to instances and volumes.
     target_group_listeners: the listener(s) forwarding to the target group. AWS refuses an
@@ -114,15 +92,15 @@ class FleetArgs:
 
     settings: FleetSettings
     region: str
+    log_retention_days: int
     private_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     target_group_arn: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     load_balancer_arn_suffix: pulumi.Input[str]
-    release: FleetRelease
-    cache: FleetCache
+    release: ReleaseObject
+    cache: CacheConnection
     forwarded_allow_ips: str
-    log_retention_days: int = 14
     app_port: int = DEFAULT_PORT
     tags: Mapping[str, str] = field(default_factory=dict)
     target_group_listeners: Sequence[pulumi.Resource] = ()
@@ -349,7 +327,7 @@ class Fleet(pulumi.ComponentResource):
         # The version number, as a string: "$Latest" would never start an instance refresh.
         version = template.latest_version.apply(str)
         placement: dict = {}
-        if fleet.uses_mixed_instances:
+        if fleet.purchase is FleetPurchase.MIXED:
             placement["mixed_instances_policy"] = aws.autoscaling.GroupMixedInstancesPolicyArgs(
                 launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
                     launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
@@ -365,14 +343,14 @@ class Fleet(pulumi.ComponentResource):
                 instances_distribution=aws.autoscaling.GroupMixedInstancesPolicyInstancesDistributionArgs(
                     on_demand_base_capacity=fleet.on_demand_base_capacity,
                     on_demand_percentage_above_base_capacity=fleet.on_demand_percent_above_base,
-                    spot_allocation_strategy=fleet.spot_allocation_strategy,
+                    spot_allocation_strategy=fleet.spot_allocation_strategy.value,
                 ),
             )
         else:
             placement["launch_template"] = aws.autoscaling.GroupLaunchTemplateArgs(
                 id=template.id, version=version
             )
-        if fleet.warm_pool:
+        if fleet.purchase is FleetPurchase.WARM_POOL:
             placement["warm_pool"] = aws.autoscaling.GroupWarmPoolArgs(
                 pool_state="Stopped",
                 min_size=fleet.warm_pool_min_size,

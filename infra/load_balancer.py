@@ -1,12 +1,13 @@
 """Load balancer: an internet-facing ALB in the public subnets in front of the app fleet.
 
-HTTPS (supported combinations):
-- ``certificate_arn``: HTTPS listener with that certificate; HTTP redirects to HTTPS;
-- ``domain_name`` + ``hosted_zone_id`` (no ARN): an ACM certificate is requested and
+HTTPS (supported combinations, ``settings.tls``):
+- certificate (``certificateArn``): HTTPS listener with that certificate; HTTP redirects
+  to HTTPS;
+- domain (``domainName`` + ``hostedZoneId``, no ARN): an ACM certificate is requested and
   DNS-validated in that zone, then used as above;
-- either of those + ``domain_name``/``hosted_zone_id``: an alias record points the domain
+- either of those + ``domainName``/``hostedZoneId``: an alias record points the domain
   at the ALB;
-- none: one HTTP listener forwarding to the fleet (dev; config refuses it when
+- none: one HTTP listener forwarding to the fleet (dev; the settings refuse it when
   ``requireHttps`` is set).
 
 The target group checks app.contract.HEALTH_PATH and drains for
@@ -24,6 +25,7 @@ import pulumi
 import pulumi_aws as aws
 
 from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
+from infra.settings import EdgeSettings, TlsMode
 
 HTTP_PORT = 80
 HTTPS_PORT = 443
@@ -64,30 +66,22 @@ LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
 
 @dataclass(frozen=True)
 class LoadBalancerArgs:
-    """``ssl_policy``: a TLS 1.3 ELB policy. ``region``: the stack's region (who delivers
-    access logs there). ``deletion_protection`` (default off),
-    ``access_logs`` (default off: an encrypted private bucket is created when on, whose
-    logs expire after ``access_log_retention_days``), ``waf``
-    (default off; ``waf_rate_limit`` requests per client IP per 5 minutes)."""
+    """Inputs of LoadBalancer.
 
+    settings: the edge keys (TLS mode, deletion protection, access logs, WAF).
+    region: the stack's region (who delivers access logs there).
+    log_retention_days: how long access logs are kept (the stack's logRetentionDays).
+    vpc_id / public_subnet_ids / security_group_id: from Network and SecurityGroups.
+    app_port: the app's port (app.contract.DEFAULT_PORT).
+    """
+
+    settings: EdgeSettings
+    region: str
+    log_retention_days: int
     vpc_id: pulumi.Input[str]
     public_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
-    ssl_policy: str
-    region: str
-    certificate_arn: str | None = None
-    domain_name: str | None = None
-    hosted_zone_id: str | None = None
-    deletion_protection: bool = False
-    access_logs: bool = False
-    access_log_retention_days: int = 90
-    waf: bool = False
-    waf_rate_limit: int = 2000
     app_port: int = DEFAULT_PORT
-
-    @property
-    def https(self) -> bool:
-        return self.certificate_arn is not None or self.domain_name is not None
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -109,10 +103,11 @@ class LoadBalancer(pulumi.ComponentResource):
         super().__init__("pyscale:loadbalancer:LoadBalancer", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
+        edge = args.settings
 
         logs_bucket, logs_ready = (
-            self._access_logs_bucket(args.region, args.access_log_retention_days)
-            if args.access_logs
+            self._access_logs_bucket(args.region, args.log_retention_days)
+            if edge.access_logs
             else (None, [])
         )
         alb = aws.lb.LoadBalancer(
@@ -123,7 +118,7 @@ class LoadBalancer(pulumi.ComponentResource):
             security_groups=[args.security_group_id],
             drop_invalid_header_fields=True,
             desync_mitigation_mode="defensive",
-            enable_deletion_protection=args.deletion_protection,
+            enable_deletion_protection=edge.deletion_protection,
             enable_http2=True,
             access_logs=aws.lb.LoadBalancerAccessLogsArgs(
                 bucket=logs_bucket.bucket, prefix=ACCESS_LOG_PREFIX, enabled=True
@@ -158,14 +153,14 @@ class LoadBalancer(pulumi.ComponentResource):
         forward = aws.lb.ListenerDefaultActionArgs(
             type="forward", target_group_arn=target_group.arn
         )
-        if args.https:
-            certificate_arn = self._certificate(args)
+        if edge.https:
+            certificate_arn = self._certificate(edge)
             self.forwarding_listener = aws.lb.Listener(
                 f"{name}-https",
                 load_balancer_arn=alb.arn,
                 port=HTTPS_PORT,
                 protocol="HTTPS",
-                ssl_policy=args.ssl_policy,
+                ssl_policy=edge.ssl_policy,
                 certificate_arn=certificate_arn,
                 default_actions=[forward],
                 opts=self._child,
@@ -194,11 +189,11 @@ class LoadBalancer(pulumi.ComponentResource):
                 default_actions=[forward],
                 opts=self._child,
             )
-        if args.domain_name is not None and args.hosted_zone_id is not None:
+        if edge.alias_record:
             aws.route53.Record(
                 f"{name}-alias",
-                zone_id=args.hosted_zone_id,
-                name=args.domain_name,
+                zone_id=edge.hosted_zone_id,
+                name=edge.domain_name,
                 type="A",
                 aliases=[
                     aws.route53.RecordAliasArgs(
@@ -207,10 +202,10 @@ class LoadBalancer(pulumi.ComponentResource):
                 ],
                 opts=self._child,
             )
-        self.web_acl_arn = self._web_acl(alb, args.waf_rate_limit) if args.waf else None
+        self.web_acl_arn = self._web_acl(alb, edge.waf_rate_limit) if edge.waf else None
 
-        host = pulumi.Output.from_input(args.domain_name) if args.domain_name else alb.dns_name
-        self.url = pulumi.Output.concat("https://" if args.https else "http://", host)
+        host = pulumi.Output.from_input(edge.domain_name) if edge.domain_name else alb.dns_name
+        self.url = pulumi.Output.concat("https://" if edge.https else "http://", host)
         self.alb_arn = alb.arn
         self.alb_arn_suffix = alb.arn_suffix
         self.dns_name = alb.dns_name
@@ -229,17 +224,18 @@ class LoadBalancer(pulumi.ComponentResource):
         )
 
     # -- HTTPS -----------------------------------------------------------------------
-    def _certificate(self, args: LoadBalancerArgs) -> pulumi.Input[str]:
-        if args.certificate_arn is not None:
-            return args.certificate_arn
-        # infra/config.py guarantees a domain and its zone when there is no certificate ARN.
-        assert args.domain_name is not None
-        assert args.hosted_zone_id is not None
+    def _certificate(self, edge: EdgeSettings) -> pulumi.Input[str]:
+        if edge.tls is TlsMode.CERTIFICATE:
+            assert edge.certificate_arn is not None
+            return edge.certificate_arn
+        # TlsMode.DOMAIN: the settings guarantee a domain and its zone.
+        assert edge.domain_name is not None
+        assert edge.hosted_zone_id is not None
         certificate = aws.acm.Certificate(
             f"{self._name}-certificate",
-            domain_name=args.domain_name,
+            domain_name=edge.domain_name,
             validation_method="DNS",
-            tags={"Name": args.domain_name},
+            tags={"Name": edge.domain_name},
             # A replacement certificate must exist before the listener lets go of the old one.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False),
         )
@@ -247,7 +243,7 @@ class LoadBalancer(pulumi.ComponentResource):
         option = certificate.domain_validation_options[0]
         record = aws.route53.Record(
             f"{self._name}-certificate-validation",
-            zone_id=args.hosted_zone_id,
+            zone_id=edge.hosted_zone_id,
             name=option.resource_record_name,
             type=option.resource_record_type,
             records=[option.resource_record_value],

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.settings import CacheSettings, CacheTopology, FleetSettings, MonitoringSettings
+
 
 @dataclass(frozen=True)
 class AlarmThresholds:
@@ -58,25 +60,25 @@ class AlarmThresholds:
 class MonitoringArgs:
     """Inputs of Monitoring.
 
+    settings: the monitoring keys (the alarm email, subscribed when set; AWS emails a
+        confirmation link first).
+    fleet: the fleet's settings: the max size "pinned at max" compares with.
+    cache: the cache's settings: which cache nodes exist (their ids derive from its
+        topology, shards and replicas).
     region: for the dashboard's widgets.
     load_balancer_arn_suffix / target_group_arn_suffix: the ALB metric dimensions.
-    asg_name / asg_max_size: the fleet, and the size "pinned at max" compares with.
-    cache_replication_group_id, cache_cluster_mode, cache_shards, cache_replicas_per_shard:
-        which cache nodes exist (their ids derive from these).
-    alarm_email: subscribed to the topic when set (AWS emails a confirmation link first).
+    asg_name: the fleet's Auto Scaling group. cache_replication_group_id: the cache's.
     thresholds: see AlarmThresholds.
     """
 
+    settings: MonitoringSettings
+    fleet: FleetSettings
+    cache: CacheSettings
     region: str
     load_balancer_arn_suffix: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     asg_name: pulumi.Input[str]
-    asg_max_size: int
     cache_replication_group_id: pulumi.Input[str]
-    cache_cluster_mode: bool
-    cache_shards: int
-    cache_replicas_per_shard: int
-    alarm_email: str | None = None
     thresholds: AlarmThresholds = AlarmThresholds()
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -101,12 +103,12 @@ class Monitoring(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
         self.topic = aws.sns.Topic(f"{name}-alarms", tags=dict(args.tags), opts=self._child)
-        if args.alarm_email:
+        if args.settings.alarm_email:
             aws.sns.TopicSubscription(
                 f"{name}-alarms-email",
                 topic=self.topic.arn,
                 protocol="email",
-                endpoint=args.alarm_email,
+                endpoint=args.settings.alarm_email,
                 opts=self._child,
             )
         self._alarms: list[aws.cloudwatch.MetricAlarm] = []
@@ -130,6 +132,12 @@ class Monitoring(pulumi.ComponentResource):
                 "dashboardName": self.dashboard_name,
                 "alarmNames": self.alarm_names,
             }
+        )
+
+    def _cache_node_suffixes(self) -> list[str]:
+        cache = self._args.cache
+        return cache_node_suffixes(
+            cache.topology is CacheTopology.CLUSTER, cache.shards, cache.replicas_per_shard
         )
 
     # -------------------------------------------------------------------------------------
@@ -217,7 +225,7 @@ class Monitoring(pulumi.ComponentResource):
         args, limits = self._args, self._args.thresholds
         self._alarm(
             "asg-at-max",
-            f"The fleet has run at its maximum of {args.asg_max_size} instances for "
+            f"The fleet has run at its maximum of {args.fleet.max_size} instances for "
             f"{limits.pinned_at_max_minutes} minutes: raise maxSize or the instance size",
             namespace="AWS/AutoScaling",
             metric_name="GroupInServiceInstances",
@@ -226,7 +234,7 @@ class Monitoring(pulumi.ComponentResource):
             period=60,
             evaluation_periods=limits.pinned_at_max_minutes,
             comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=args.asg_max_size,
+            threshold=args.fleet.max_size,
         )
 
     def _cache_alarms(self) -> None:
@@ -249,7 +257,7 @@ class Monitoring(pulumi.ComponentResource):
             ),
             ("evictions", "Evictions", "Sum", limits.cache_evictions, "evictions per 5 min"),
         ]
-        if args.cache_replicas_per_shard > 0:
+        if args.cache.replicas_per_shard > 0:
             checks.append(
                 (
                     "replication-lag",
@@ -259,9 +267,7 @@ class Monitoring(pulumi.ComponentResource):
                     "replication lag (s)",
                 )
             )
-        for suffix in cache_node_suffixes(
-            args.cache_cluster_mode, args.cache_shards, args.cache_replicas_per_shard
-        ):
+        for suffix in self._cache_node_suffixes():
             node_id = pulumi.Output.concat(args.cache_replication_group_id, "-", suffix)
             for label, metric, statistic, threshold, what in checks:
                 self._alarm(
@@ -283,9 +289,7 @@ class Monitoring(pulumi.ComponentResource):
         alb, tg = args.load_balancer_arn_suffix, args.target_group_arn_suffix
         nodes = [
             pulumi.Output.concat(args.cache_replication_group_id, "-", suffix)
-            for suffix in cache_node_suffixes(
-                args.cache_cluster_mode, args.cache_shards, args.cache_replicas_per_shard
-            )
+            for suffix in self._cache_node_suffixes()
         ]
 
         def widget(title: str, metrics: list, x: int, y: int, stat: str = "Sum") -> dict:

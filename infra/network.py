@@ -1,10 +1,10 @@
 """Network: a VPC with public and private subnets over N AZs, or an adopted one.
 
-Supported combinations (pick one):
+Supported combinations (pick one; infra/settings/network.py refuses the others):
 - create (default): VPC, one public and one private subnet per AZ, an internet gateway,
-  NAT per ``nat`` (none | single | perAz), an S3 gateway endpoint on the private route
+  NAT per ``natGateways`` (single | perAz), an S3 gateway endpoint on the private route
   tables (so instances fetch the app artifact and AL2023 packages without NAT traffic);
-- adopt: ``existing_vpc_id`` with existing public and private subnets; nothing is created
+- adopt: ``existingVpcId`` with existing public and private subnets; nothing is created
   (the owner of that VPC owns its routing and endpoints).
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import NatStrategy
+from infra.settings import NatStrategy, NetworkSettings
 
 # Each subnet takes 1/16 of the VPC range: public subnets from the first eight slots,
 # private ones from the last eight, so adding an AZ never renumbers an existing subnet.
@@ -26,16 +26,9 @@ _PRIVATE_SLOT_OFFSET = 8
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """``availability_zone_count``: AZs to use (2-6); ignored when adopting.
-    ``vpc_cidr``: IPv4 range of the new VPC. ``nat``: NAT strategy for private subnets
-    (default single). ``existing_*``: adopt this VPC and these subnets instead."""
+    """``settings``: the network keys (infra.settings.NetworkSettings)."""
 
-    availability_zone_count: int = 2
-    vpc_cidr: str = "10.0.0.0/16"
-    nat: NatStrategy = NatStrategy.SINGLE
-    existing_vpc_id: str | None = None
-    existing_public_subnet_ids: tuple[str, ...] = ()
-    existing_private_subnet_ids: tuple[str, ...] = ()
+    settings: NetworkSettings
 
 
 class Network(pulumi.ComponentResource):
@@ -50,10 +43,10 @@ class Network(pulumi.ComponentResource):
         super().__init__("pyscale:network:Network", name, None, opts)
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
-        if args.existing_vpc_id is not None:
-            self._adopt(args)
+        if args.settings.adopts_existing_vpc:
+            self._adopt(args.settings)
         else:
-            self._create(args)
+            self._create(args.settings)
         self.register_outputs(
             {
                 "vpcId": self.vpc_id,
@@ -62,24 +55,25 @@ class Network(pulumi.ComponentResource):
             }
         )
 
-    def _adopt(self, args: NetworkArgs) -> None:
-        self.vpc_id = pulumi.Output.from_input(args.existing_vpc_id)
+    def _adopt(self, settings: NetworkSettings) -> None:
+        assert settings.existing_vpc_id is not None
+        self.vpc_id = pulumi.Output.from_input(settings.existing_vpc_id)
         self.public_subnet_ids = [
-            pulumi.Output.from_input(i) for i in args.existing_public_subnet_ids
+            pulumi.Output.from_input(i) for i in settings.existing_public_subnet_ids
         ]
         self.private_subnet_ids = [
-            pulumi.Output.from_input(i) for i in args.existing_private_subnet_ids
+            pulumi.Output.from_input(i) for i in settings.existing_private_subnet_ids
         ]
         self.availability_zones = []
 
-    def _create(self, args: NetworkArgs) -> None:
-        self.availability_zones = self._pick_zones(args.availability_zone_count)
+    def _create(self, settings: NetworkSettings) -> None:
+        self.availability_zones = self._pick_zones(settings.availability_zones)
         slots = list(
-            ipaddress.IPv4Network(args.vpc_cidr).subnets(prefixlen_diff=_SUBNET_PREFIX_BITS)
+            ipaddress.IPv4Network(settings.vpc_cidr).subnets(prefixlen_diff=_SUBNET_PREFIX_BITS)
         )
         vpc = aws.ec2.Vpc(
             f"{self._name}-vpc",
-            cidr_block=args.vpc_cidr,
+            cidr_block=settings.vpc_cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,  # ElastiCache endpoints and SSM need DNS names
             tags={"Name": f"{self._name}-vpc"},
@@ -100,7 +94,7 @@ class Network(pulumi.ComponentResource):
         self.public_subnet_ids = [subnet.id for subnet in public_subnets]
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
         self._public_routing(vpc, gateway, public_subnets)
-        nat_gateway_ids = self._nat_gateways(args.nat, gateway, public_subnets)
+        nat_gateway_ids = self._nat_gateways(settings.nat, gateway, public_subnets)
         private_tables = self._private_routing(vpc, private_subnets, nat_gateway_ids)
         aws.ec2.VpcEndpoint(
             f"{self._name}-s3-endpoint",

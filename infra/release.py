@@ -33,6 +33,8 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
+from infra.settings import ReleaseSettings
+
 REFERENCE_APP_DIR: Final = "app"
 REQUIREMENTS_NAME: Final = "requirements.txt"
 ARTIFACT_KEY: Final = "releases/app.tar"
@@ -186,6 +188,11 @@ def build_artifact(
     return ReleaseArtifact(path=path, sha256=digest, members=tuple(sorted(files)))
 
 
+def build_release(repo_root: Path, settings: ReleaseSettings) -> ReleaseArtifact:
+    """The stack's release archive (``appSourceDir``, ``wsgiModule``)."""
+    return build_artifact(repo_root, settings.app_source_dir, settings.wsgi_module)
+
+
 # ---------------------------------------------------------------------------------------
 # The component: bucket + the artifact object
 # ---------------------------------------------------------------------------------------
@@ -193,21 +200,37 @@ def build_artifact(
 class AppReleaseArgs:
     """Inputs of AppRelease.
 
-    artifact: the archive to upload, from ``build_artifact`` (built before any resource is
+    settings: the release keys (the WSGI callable the instances serve).
+    artifact: the archive to upload, from ``build_release`` (built before any resource is
         registered, so a missing app directory or WSGI module fails the run cleanly first).
     tags: tags for every resource.
     """
 
+    settings: ReleaseSettings
     artifact: ReleaseArtifact
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReleaseObject:
+    """The release the instances install: the S3 object version, its hash and entry point."""
+
+    bucket_name: pulumi.Input[str]
+    object_key: str
+    object_arn: pulumi.Input[str]
+    version_id: pulumi.Input[str]
+    sha256: str
+    app_version: str
+    wsgi_module: str
 
 
 class AppRelease(pulumi.ComponentResource):
     """The app packaged reproducibly and stored in a private, versioned, encrypted bucket.
 
     Outputs: ``bucket_name``, ``bucket_arn``, ``object_key``, ``object_arn``,
-    ``version_id`` (the S3 object version the fleet installs), and the plain values
-    ``sha256`` and ``app_version`` known before deployment.
+    ``version_id`` (the S3 object version the fleet installs), the plain values
+    ``sha256`` and ``app_version`` known before deployment, and ``installable``: all the
+    fleet needs, in one value.
     """
 
     def __init__(
@@ -323,6 +346,15 @@ class AppRelease(pulumi.ComponentResource):
         self.version_id: pulumi.Output[str] = self.object.version_id
         self.location: pulumi.Output[str] = pulumi.Output.concat(
             "s3://", self.bucket.bucket, "/", ARTIFACT_KEY
+        )
+        self.installable = ReleaseObject(
+            bucket_name=self.bucket_name,
+            object_key=self.object_key,
+            object_arn=self.object_arn,
+            version_id=self.version_id,
+            sha256=self.sha256,
+            app_version=self.app_version,
+            wsgi_module=args.settings.wsgi_module,
         )
         self.register_outputs(
             {

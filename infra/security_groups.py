@@ -15,27 +15,26 @@ the cache take their group's id from this component.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
 from app.contract import DEFAULT_PORT
+from infra.settings import CacheSettings, EdgeSettings
 
 HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)
 class SecurityGroupsArgs:
-    """``listener_ports``: ALB listener ports (80, or 80 and 443). ``allowed_cidrs``: IPv4
-    ranges admitted to them. ``app_port``: the app's port (app.contract.DEFAULT_PORT).
-    ``cache_port``: the cache's port."""
+    """``vpc_id``: the network's VPC. ``edge``: the listener ports (80, or 80 and 443) and
+    the IPv4 ranges admitted to them. ``cache``: the cache's port. ``app_port``: the app's
+    port (app.contract.DEFAULT_PORT, the contract, not a setting)."""
 
     vpc_id: pulumi.Input[str]
-    listener_ports: Sequence[int]
-    allowed_cidrs: Sequence[str]
-    cache_port: int
+    edge: EdgeSettings
+    cache: CacheSettings
     app_port: int = DEFAULT_PORT
 
 
@@ -56,8 +55,8 @@ class SecurityGroups(pulumi.ComponentResource):
             "cache", "ElastiCache: the app fleet on the cache port only", args.vpc_id
         )
 
-        for port in args.listener_ports:
-            for index, cidr in enumerate(args.allowed_cidrs):
+        for port in args.edge.listener_ports:
+            for index, cidr in enumerate(args.edge.allowed_cidrs):
                 aws.vpc.SecurityGroupIngressRule(
                     f"{name}-alb-in-{port}-{index}",
                     security_group_id=alb.id,
@@ -69,7 +68,7 @@ class SecurityGroups(pulumi.ComponentResource):
                     opts=self._child,
                 )
         self._link(alb, fleet, args.app_port, "alb-to-fleet", "ALB to the app port")
-        self._link(fleet, cache, args.cache_port, "fleet-to-cache", "App to the cache")
+        self._link(fleet, cache, args.cache.port, "fleet-to-cache", "App to the cache")
         aws.vpc.SecurityGroupEgressRule(
             f"{name}-fleet-out-https",
             security_group_id=fleet.id,

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app import sizing as app_sizing
-from infra import config as infra_config
 from infra import instance_types
+from infra import settings as infra_settings
 from pyscale import stacks
 from pyscale.local.errors import LocalTopologyError
 
@@ -49,10 +49,10 @@ def local_cores() -> int:
 def stack_shape(stack: str) -> StackShape:
     """Read and validate the stack the way `pulumi up` would; clear errors otherwise."""
     try:
-        settings = infra_config.load_settings(stacks.engine_config(stack), stack)
+        settings = infra_settings.load_settings(stacks.engine_config(stack), stack)
     except (stacks.UnknownStackError, stacks.StackFileError) as error:
         raise LocalTopologyError(f"--stack {stack}: {error.args[0]}") from None
-    except infra_config.ConfigError as error:
+    except infra_settings.ConfigError as error:
         raise LocalTopologyError(f"--stack {stack}: {error}") from None
     fleet = settings.fleet
     instance = instance_types.lookup(fleet.instance_type)

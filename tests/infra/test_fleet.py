@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, load_settings
 from infra.fleet import AL2023_AMI_PARAMETERS, GROUP_METRICS
 from infra.release import ARTIFACT_KEY
+from infra.settings import ConfigError, load_settings
 from pyscale import stacks
 from pyscale.offline import ProgramError, ProgramRun, run_stack
 

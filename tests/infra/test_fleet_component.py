@@ -10,8 +10,10 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.config import load_settings
-from infra.fleet import Fleet, FleetArgs, FleetCache, FleetRelease, refresh_max_healthy_percent
+from infra.cache import CacheConnection
+from infra.fleet import Fleet, FleetArgs, refresh_max_healthy_percent
+from infra.release import ReleaseObject
+from infra.settings import load_settings
 from pyscale import stacks
 from pyscale.offline.mocks import ACCOUNT_ID, AwsMocks
 
@@ -48,12 +50,13 @@ def fleet_args() -> FleetArgs:
     return FleetArgs(
         settings=settings.fleet,
         region="us-east-1",
+        log_retention_days=settings.monitoring.log_retention_days,
         private_subnet_ids=["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"],
         security_group_id="sg-0123456789abcdef0",
         target_group_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/app/0123",
         target_group_arn_suffix="targetgroup/app/0123",
         load_balancer_arn_suffix="app/alb/4567",
-        release=FleetRelease(
+        release=ReleaseObject(
             bucket_name="releases-bucket",
             object_key="releases/app.tar",
             object_arn="arn:aws:s3:::releases-bucket/releases/app.tar",
@@ -62,7 +65,7 @@ def fleet_args() -> FleetArgs:
             app_version="r-aaaaaaaaaaaa",
             wsgi_module="app.wsgi:app",
         ),
-        cache=FleetCache(
+        cache=CacheConnection(
             endpoint="master.cache.example",
             port=6379,
             tls=True,

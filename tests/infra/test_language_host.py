@@ -42,7 +42,7 @@ SHIM = textwrap.dedent(
     settings.ROOT.set(None)
     _sync_await(run_in_stack(lambda: runpy.run_path(".", run_name="__main__")))
     types = sorted({r.urn.split("::")[2].split("$")[-1] for r in monitor.resources.values()})
-    config_file = os.path.join(root, "infra", "config.py")
+    config_file = os.path.join(root, "infra", "settings", "__init__.py")
     config_modules = sorted(
         name for name, module in list(sys.modules.items())
         if os.path.abspath(getattr(module, "__file__", None) or "") == config_file
@@ -68,5 +68,5 @@ def test_program_runs_from_infra_with_the_repository_root_off_sys_path():
     result = json.loads(completed.stdout.strip().splitlines()[-1])
     assert "aws:lb/loadBalancer:LoadBalancer" in result["types"]
     assert "aws:elasticache/replicationGroup:ReplicationGroup" in result["types"]
-    # infra/config.py loaded once, as infra.config — never a second time as `config`.
-    assert result["config_modules"] == ["infra.config"]
+    # infra/settings loaded once, as infra.settings — never a second time as `settings`.
+    assert result["config_modules"] == ["infra.settings"]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from infra.config import load_settings
 from infra.monitoring import cache_node_suffixes
+from infra.settings import load_settings
 from pyscale.offline import ProgramRun, run_stack
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
-from infra.config import CACHE_PORT, KEYS_BY_NAME
+from infra.settings import CACHE_PORT, KEYS_BY_NAME
 from pyscale.offline import ProgramError, ProgramRun, is_secret, run_stack
 from pyscale.stacks import engine_config
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import MAX_RESOURCE_NAME_LENGTH
+from infra.settings import MAX_RESOURCE_NAME_LENGTH
 from pyscale import stacks
 from pyscale.offline import ProgramError, run_program
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from infra.config import KEYS, load_settings
+from infra.settings import KEYS, load_settings
 from pyscale import stacks
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import sizing as app_sizing
-from infra.config import load_settings
+from infra.settings import load_settings
 from pyscale import stacks
 from pyscale.local import sizing
 from pyscale.local.errors import LocalTopologyError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import ConfigError, load_settings
+from infra.settings import ConfigError, load_settings
 from pyscale import stacks
 
 

@@ -1,0 +1,217 @@
+"""Edge keys: the load balancer, its TLS and the optional WAF in front of the fleet."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from typing import Annotated, Self
+
+from pydantic import BeforeValidator, ValidationInfo, field_validator, model_validator
+
+from infra.settings.base import (
+    AreaSettings,
+    Problems,
+    empty_is_none,
+    in_place,
+    lower,
+    matches,
+    replacement,
+    setting,
+)
+
+
+class TlsMode(enum.StrEnum):
+    """How the ALB serves HTTPS: not at all, with a given ACM certificate, or with one the
+    program requests and DNS-validates for ``domainName`` in ``hostedZoneId``."""
+
+    NONE = "none"
+    CERTIFICATE = "certificate"
+    DOMAIN = "domain"
+
+
+TLS13_POLICY_PREFIX = "ELBSecurityPolicy-TLS13-"
+DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Values the shipped stacks use as placeholders (RFC 2606 domains, AWS docs' account id).
+EXAMPLE_MARKERS = ("example.com", "example.org", "example.net", "EXAMPLE", "123456789012")
+_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):\d{12}:certificate/[A-Za-z0-9-]+$"
+)
+_DOMAIN = r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+# Turning HTTPS on or off swaps the port-80 listener (forward <-> redirect): Pulumi creates
+# the new one before deleting the old, and an ALB has one listener per port.
+_TLS_ON_OFF = (
+    "turning HTTPS on or off replaces the port-80 listener, created before the old one "
+    "is deleted: expect AWS to refuse the duplicate port; remove the old listener first"
+)
+
+
+class EdgeSettings(AreaSettings):
+    allowed_cidrs: tuple[str, ...] = setting(
+        "allowedCidrs",
+        ("0.0.0.0/0",),
+        allowed="IPv4 CIDRs, at least one",
+        doc="IPv4 ranges the ALB listeners admit.",
+        change=in_place("security group rules are added or removed"),
+    )
+    require_https: bool = setting(
+        "requireHttps",
+        False,
+        doc="Refuse to deploy without a certificate (certificateArn or domainName).",
+        change=in_place("a check only: nothing is created"),
+    )
+    certificate_arn: Annotated[str | None, BeforeValidator(empty_is_none)] = setting(
+        "certificateArn",
+        "",
+        allowed="ACM certificate ARN in the stack's region, or empty",
+        doc="ACM certificate of the HTTPS listener (HTTP then redirects to HTTPS).",
+        change=in_place("the HTTPS listener switches certificate; " + _TLS_ON_OFF),
+    )
+    domain_name: Annotated[
+        str | None,
+        BeforeValidator(lower),
+        BeforeValidator(empty_is_none),
+        matches(_DOMAIN, "must be a DNS name like app.example.com"),
+    ] = setting(
+        "domainName",
+        "",
+        allowed="DNS name, or empty",
+        doc="Domain pointed at the ALB; without certificateArn an ACM certificate is "
+        "requested and DNS-validated for it.",
+        change=replacement(
+            "a new ACM certificate is requested and validated before the listener lets go "
+            "of the old one; the alias record moves to the new name; " + _TLS_ON_OFF
+        ),
+    )
+    hosted_zone_id: Annotated[
+        str | None,
+        BeforeValidator(empty_is_none),
+        matches(r"^Z[A-Z0-9]{1,31}$", "must be a Route 53 zone id like Z0123ABC"),
+    ] = setting(
+        "hostedZoneId",
+        "",
+        allowed="Route 53 zone id, or empty",
+        doc="Route 53 hosted zone of domainName (set both or neither).",
+        change=replacement("the alias and validation records are recreated in the new zone"),
+    )
+    ssl_policy: str = setting(
+        "sslPolicy",
+        DEFAULT_SSL_POLICY,
+        allowed=f"{TLS13_POLICY_PREFIX}*",
+        doc="TLS policy of the HTTPS listener (a TLS 1.3 policy).",
+        change=in_place(),
+    )
+    deletion_protection: bool = setting(
+        "albDeletionProtection",
+        False,
+        doc="Protect the ALB from deletion (lift it before `pulumi destroy`).",
+        change=in_place(),
+    )
+    access_logs: bool = setting(
+        "albAccessLogs",
+        False,
+        doc="ALB access logs to an encrypted private bucket, kept logRetentionDays.",
+        change=in_place(
+            "on creates the bucket; off deletes it, which S3 refuses while it holds logs"
+        ),
+    )
+    waf: bool = setting(
+        "waf",
+        False,
+        doc="WAF web ACL on the ALB: AWS common rule set plus a rate limit per client IP.",
+        change=in_place("the web ACL is created or deleted and (dis)associated"),
+    )
+    waf_rate_limit: int = setting(
+        "wafRateLimit",
+        2000,
+        # AWS WAF developer guide, "Rate-based rule high-level settings" (read
+        # 2026-11-25): the lowest limit allowed is 10; the upper bound is the API's.
+        ge=10,
+        le=2_000_000_000,
+        unit=" requests per 5 minutes",
+        doc="Requests per client IP per 5 minutes before WAF blocks it.",
+        change=in_place(),
+    )
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _ipv4_networks(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        if not cidrs:
+            raise ValueError('must list at least one IPv4 CIDR, e.g. ["0.0.0.0/0"]')
+        for cidr in cidrs:
+            try:
+                ipaddress.IPv4Network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IPv4 network (e.g. 203.0.113.0/24)") from None
+        return cidrs
+
+    @field_validator("ssl_policy")
+    @classmethod
+    def _tls13(cls, policy: str) -> str:
+        if not policy.startswith(TLS13_POLICY_PREFIX):
+            raise ValueError(
+                f"must be a TLS 1.3 policy ({TLS13_POLICY_PREFIX}*, e.g. {DEFAULT_SSL_POLICY}), "
+                f"got {policy!r}"
+            )
+        return policy
+
+    @model_validator(mode="after")
+    def _tls(self, info: ValidationInfo) -> Self:
+        problems = Problems()
+        region = (info.context or {}).get("region")
+        if self.certificate_arn is not None:
+            arn = _CERTIFICATE_ARN.match(self.certificate_arn)
+            if arn is None:
+                problems.add(
+                    "certificateArn",
+                    "must be an ACM certificate ARN "
+                    "(arn:aws:acm:<region>:<account>:certificate/<id>), "
+                    f"got {self.certificate_arn!r}",
+                )
+            elif region and arn["region"] != region:
+                problems.add(
+                    "certificateArn",
+                    f"must be in the stack's region {region} (an ALB uses certificates from "
+                    f"its own region), got {arn['region']}",
+                )
+        if (self.domain_name is None) != (self.hosted_zone_id is None):
+            missing = "hostedZoneId" if self.hosted_zone_id is None else "domainName"
+            problems.add(missing, "domainName and hostedZoneId must be set together")
+        if self.require_https and self.tls is TlsMode.NONE:
+            problems.add(
+                "requireHttps",
+                "is true but no certificate is configured: set pyscale:certificateArn to an "
+                "ACM certificate in this region, or pyscale:domainName and "
+                "pyscale:hostedZoneId so the program requests and DNS-validates one",
+            )
+        problems.check()
+        return self
+
+    @property
+    def tls(self) -> TlsMode:
+        if self.certificate_arn is not None:
+            return TlsMode.CERTIFICATE
+        if self.domain_name is not None:
+            return TlsMode.DOMAIN
+        return TlsMode.NONE
+
+    @property
+    def https(self) -> bool:
+        return self.tls is not TlsMode.NONE
+
+    @property
+    def listener_ports(self) -> tuple[int, ...]:
+        return (80, 443) if self.https else (80,)
+
+    @property
+    def alias_record(self) -> bool:
+        """Point domainName at the ALB (with either TLS mode, or none)."""
+        return self.domain_name is not None and self.hosted_zone_id is not None
+
+    @property
+    def uses_example_tls(self) -> bool:
+        """True while the TLS values are the shipped placeholders: the program warns."""
+        values = " ".join(
+            v for v in (self.certificate_arn, self.domain_name, self.hosted_zone_id) if v
+        )
+        return any(marker in values for marker in EXAMPLE_MARKERS)

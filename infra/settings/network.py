@@ -1,0 +1,161 @@
+"""Network keys: the VPC pyscale creates, or the one it adopts."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import re
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, BeforeValidator, field_validator, model_validator
+
+from infra.settings.base import (
+    AreaSettings,
+    Problems,
+    empty_is_none,
+    in_place,
+    matches,
+    replacement,
+    setting,
+)
+
+
+class NatStrategy(enum.StrEnum):
+    NONE = "none"
+    SINGLE = "single"
+    PER_AZ = "perAz"
+
+
+_WHOLE_STACK_REBUILT = (
+    "a new VPC, and with it new subnets, security groups, ALB, cache and instances: "
+    "downtime, the cache's data is lost and the ALB's DNS name changes"
+)
+_SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
+
+
+def _vpc_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"must be an IPv4 network such as 10.0.0.0/16, got {value!r}") from None
+    if not 16 <= network.prefixlen <= 22:
+        raise ValueError(f"prefix must be /16 to /22, got /{network.prefixlen}")
+    return value
+
+
+SubnetIds = tuple[str, ...]
+
+
+class NetworkSettings(AreaSettings):
+    availability_zones: int = setting(
+        "availabilityZones",
+        2,
+        ge=2,
+        le=6,
+        unit=" (an ALB needs at least two AZs)",
+        doc="Availability Zones the new VPC's subnets spread over (ignored when adopting).",
+        change=in_place(
+            "adds or removes the subnets of the last AZs (the others keep their ranges); "
+            "removing an AZ fails while the ALB, cache or instances still use its subnets"
+        ),
+    )
+    vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = setting(
+        "vpcCidr",
+        "10.0.0.0/16",
+        allowed="IPv4 CIDR, /16 to /22",
+        doc="IPv4 range of the new VPC; each subnet takes 1/16 of it.",
+        change=replacement(_WHOLE_STACK_REBUILT),
+    )
+    nat: NatStrategy = setting(
+        "natGateways",
+        NatStrategy.SINGLE,
+        doc="NAT for the private subnets: none, one shared gateway, or one per AZ.",
+        change=in_place(
+            "adds or removes NAT gateways and repoints the private routes; connections "
+            "through a removed gateway drop"
+        ),
+    )
+    existing_vpc_id: Annotated[
+        str | None,
+        BeforeValidator(empty_is_none),
+        matches(r"^vpc-[0-9a-f]{8,17}$", "must look like vpc-0123456789abcdef0"),
+    ] = setting(
+        "existingVpcId",
+        "",
+        allowed="vpc-id or empty",
+        doc="Adopt this VPC (with the two subnet lists) instead of creating one.",
+        change=replacement(
+            "switching between an adopted and a created VPC rebuilds the stack: "
+            + _WHOLE_STACK_REBUILT.removeprefix("a new VPC, and with it ")
+        ),
+    )
+    existing_public_subnet_ids: SubnetIds = setting(
+        "existingPublicSubnetIds",
+        (),
+        allowed="subnet ids, at least two AZs",
+        doc="Public subnets of the adopted VPC: where the ALB runs.",
+        change=in_place("the ALB moves to the listed subnets"),
+    )
+    existing_private_subnet_ids: SubnetIds = setting(
+        "existingPrivateSubnetIds",
+        (),
+        allowed="subnet ids, at least two AZs",
+        doc="Private subnets of the adopted VPC: where instances and cache nodes run.",
+        change=in_place(
+            "instances are rebalanced into the listed subnets; removing a subnet that "
+            "holds a cache node fails"
+        ),
+    )
+
+    @field_validator("existing_public_subnet_ids", "existing_private_subnet_ids")
+    @classmethod
+    def _subnet_ids(cls, subnets: SubnetIds) -> SubnetIds:
+        bad = [s for s in subnets if not re.match(_SUBNET_ID, s)]
+        if bad:
+            raise ValueError(f"must hold subnet ids like subnet-0123abcd, got {bad}")
+        return tuple(s.strip() for s in subnets)
+
+    @model_validator(mode="after")
+    def _adopting_or_creating(self) -> Self:
+        problems = Problems()
+        public, private = self.existing_public_subnet_ids, self.existing_private_subnet_ids
+        if self.existing_vpc_id is None:
+            if public or private:
+                problems.add(
+                    "existingVpcId",
+                    "is required when existingPublicSubnetIds/existingPrivateSubnetIds are set",
+                )
+            if self.nat is NatStrategy.NONE:
+                # The boot script installs Python packages from PyPI and the app calls
+                # Secrets Manager; the new VPC's only endpoint is the S3 gateway.
+                problems.add(
+                    "natGateways",
+                    "none leaves the app instances of a new VPC without a route to PyPI, "
+                    "Secrets Manager, SSM and CloudWatch: use single or perAz (or adopt a VPC "
+                    "with existingVpcId whose private subnets have that egress)",
+                )
+        else:
+            for key, subnets in (
+                ("existingPublicSubnetIds", public),
+                ("existingPrivateSubnetIds", private),
+            ):
+                if len(subnets) < 2:
+                    problems.add(key, "must list at least two subnets (in different AZs)")
+            if set(public) & set(private):
+                problems.add(
+                    "existingPrivateSubnetIds",
+                    "must not repeat a subnet of existingPublicSubnetIds",
+                )
+        problems.check()
+        return self
+
+    @property
+    def adopts_existing_vpc(self) -> bool:
+        return self.existing_vpc_id is not None
+
+    @property
+    def alb_source_range(self) -> str:
+        """Where the ALB's addresses come from, for gunicorn's FORWARDED_ALLOW_IPS: the new
+        VPC's range, or "*" in an adopted VPC, whose range the settings do not hold (the
+        fleet's security group admits only the ALB either way)."""
+        return "*" if self.adopts_existing_vpc else self.vpc_cidr

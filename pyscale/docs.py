@@ -1,0 +1,145 @@
+"""Generated documentation: regions of committed files written from code (``make docs``).
+
+Each ``Region`` is a span of a file between a begin and an end marker, and the function
+that renders it. ``python -m pyscale.docs`` rewrites every region; ``--check`` lists the
+stale ones and exits 1 (tests/infra/test_generated_docs.py fails the same way). To
+generate another table, write its render function and add a ``Region`` to ``REGIONS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.settings import KEYS, KeyDeclaration
+from pyscale.stacks import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class Region:
+    """``path`` (from the repository root) holds ``begin``...``end`` marker lines; the
+    lines between them are ``render()``'s output."""
+
+    path: str
+    name: str
+    render: Callable[[], str]
+    comment: tuple[str, str]  # how the file's syntax opens and closes a comment
+
+    def _marker(self, word: str) -> str:
+        opening, closing = self.comment
+        return f"{opening} {word} GENERATED: {self.name} (make docs) {closing}".rstrip()
+
+    @property
+    def begin(self) -> str:
+        return self._marker("BEGIN")
+
+    @property
+    def end(self) -> str:
+        return self._marker("END")
+
+    def file(self, root: Path = REPO_ROOT) -> Path:
+        return root / self.path
+
+    def updated(self, text: str) -> str:
+        """``text`` with this region's lines rendered anew."""
+        lines = text.splitlines(keepends=True)
+        stripped = [line.rstrip("\n") for line in lines]
+        if stripped.count(self.begin) != 1 or stripped.count(self.end) != 1:
+            raise ValueError(
+                f"{self.path}: needs exactly one line {self.begin!r} and one {self.end!r}"
+            )
+        start, stop = stripped.index(self.begin), stripped.index(self.end)
+        body = self.render().rstrip("\n") + "\n"
+        return "".join([*lines[: start + 1], body, *lines[stop:]])
+
+    def is_current(self, root: Path = REPO_ROOT) -> bool:
+        text = self.file(root).read_text()
+        return self.updated(text) == text
+
+
+YAML_COMMENT = ("#", "")
+MARKDOWN_COMMENT = ("<!--", "-->")
+
+
+# ---------------------------------------------------------------------------------------
+# Pulumi.yaml: the typed project config the CLI checks `pulumi config set` against
+# ---------------------------------------------------------------------------------------
+def render_config_schema(keys: Sequence[KeyDeclaration] = KEYS) -> str:
+    """Pulumi.yaml's ``config:``: every key the CLI can type, with its default. Values are
+    written as JSON, which is YAML, so quoting is never ambiguous."""
+    lines = [
+        "# From the declarations in infra/settings/ (the rules the CLI cannot check live",
+        "# there too). Lists of objects (scheduledScaling) cannot be typed here.",
+        "config:",
+    ]
+    for key in keys:
+        if key.type == "object":
+            continue
+        lines += [f"  {key.name}:", f"    type: {key.type}"]
+        if key.type == "array":
+            lines += ["    items:", "      type: string"]
+        lines += [
+            f"    default: {json.dumps(key.default)}",
+            f"    description: {json.dumps(key.description)}",
+        ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# README: the configuration reference
+# ---------------------------------------------------------------------------------------
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_configuration_reference(keys: Sequence[KeyDeclaration] = KEYS) -> str:
+    rows = [
+        "| key | type | default | allowed | description | change safety |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key in keys:
+        cells = (
+            f"`{key.full_name}`",
+            key.type,
+            f"`{json.dumps(key.default)}`",
+            key.allowed,
+            key.description,
+            str(key.change),
+        )
+        rows.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(rows)
+
+
+REGIONS: tuple[Region, ...] = (
+    Region("Pulumi.yaml", "config schema", render_config_schema, YAML_COMMENT),
+    Region(
+        "README.md",
+        "configuration reference",
+        render_configuration_reference,
+        MARKDOWN_COMMENT,
+    ),
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pyscale.docs", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="list stale regions, exit 1")
+    options = parser.parse_args(argv)
+    stale = [region for region in REGIONS if not region.is_current()]
+    if options.check:
+        for region in stale:
+            print(f"{region.path}: {region.name} is stale: run `make docs`", file=sys.stderr)
+        return 1 if stale else 0
+    for region in stale:
+        path = region.file()
+        path.write_text(region.updated(path.read_text()))
+        print(f"updated {region.path}: {region.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

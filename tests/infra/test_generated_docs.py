@@ -1,0 +1,47 @@
+"""Pulumi.yaml's config schema and the README's configuration reference are generated from
+the declarations in infra/settings (`make docs`): they never drift from the code."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from infra.settings import KEYS
+from pyscale import docs
+from pyscale.stacks import PROJECT_FILE, REPO_ROOT
+
+
+@pytest.mark.parametrize("region", docs.REGIONS, ids=lambda region: region.path)
+def test_every_generated_region_is_current(region):
+    assert region.is_current(), f"{region.path}: {region.name} is stale: run `make docs`"
+
+
+def test_a_stale_region_is_rewritten_between_its_markers_only(tmp_path):
+    region = docs.Region("doc.md", "demo", lambda: "new body", docs.MARKDOWN_COMMENT)
+    (tmp_path / "doc.md").write_text(f"before\n{region.begin}\nold body\n{region.end}\nafter\n")
+
+    assert not region.is_current(tmp_path)
+    updated = region.updated((tmp_path / "doc.md").read_text())
+    assert updated == f"before\n{region.begin}\nnew body\n{region.end}\nafter\n"
+
+
+def test_a_file_without_its_markers_is_an_error_naming_them():
+    region = docs.Region("doc.md", "demo", lambda: "", docs.MARKDOWN_COMMENT)
+    with pytest.raises(ValueError, match="BEGIN GENERATED: demo"):
+        region.updated("no markers here\n")
+
+
+def test_the_schema_types_every_key_the_cli_can_type_with_its_declared_default():
+    schema = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    typed = {key.name: key for key in KEYS if key.type != "object"}
+
+    assert list(schema) == list(typed)
+    for name, key in typed.items():
+        assert (schema[name]["type"], schema[name]["default"]) == (key.type, key.default)
+
+
+def test_the_reference_gives_every_keys_change_safety():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for key in KEYS:
+        (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{key.full_name}` |")]
+        assert row.rstrip(" |").endswith(docs._cell(str(key.change))), key.name
