@@ -630,6 +630,30 @@ def eks_node_group(context: Context, group: Resource) -> list[Line]:
     return lines
 
 
+def ssm_parameter(context: Context, parameter: Resource) -> list[Line]:
+    tier = str(_value(parameter, "tier") or "Standard")
+    if tier == "Standard":
+        return []  # standard parameters: no charge (Infracost ssm_parameter.go: NoPrice)
+    if tier != "Advanced":
+        return [
+            Line(
+                parameter.type,
+                parameter.name,
+                f"{tier} parameter",
+                NOT_FOUND,
+                note=f"{PRICE_NOT_FOUND}: AWS picks the tier of an {tier} parameter",
+            )
+        ]
+    return [
+        context.line(
+            parameter, "Advanced parameter storage", context.price("ssm/advanced-parameter"), 1
+        ),
+        context.usage_line(
+            parameter, "API interactions", context.price("ssm/advanced-api"), "ssm_api_interactions"
+        ),
+    ]
+
+
 def kubernetes_service(context: Context, service: Resource) -> list[Line]:
     if _value(service, "spec.type") != "LoadBalancer":
         return []
@@ -660,6 +684,7 @@ ESTIMATORS: Mapping[str, Estimator] = {
     "sns_subscription": sns_subscription,
     "eks_node_group": eks_node_group,
     "kubernetes_service": kubernetes_service,
+    "ssm_parameter": ssm_parameter,
 }
 
 

@@ -216,3 +216,14 @@ def test_an_alarm_over_metric_math_is_charged_per_metric_it_reads() -> None:
     assert lines["Alarm metrics (high-resolution)"]["unit_price_usd"] == usd(
         "cloudwatch/alarm-metric-high-resolution"
     )
+
+
+def test_a_standard_ssm_parameter_is_free_and_an_advanced_one_bills_monthly() -> None:
+    document = cost(
+        Recorded("aws:ssm/parameter:Parameter", "agent-config"),
+        Recorded("aws:ssm/parameter:Parameter", "big", {"tier": "Advanced"}),
+    )
+    lines = components(document)
+    assert lines["Advanced parameter storage"]["monthly_usd"] == usd("ssm/advanced-parameter")
+    assert lines["API interactions"]["status"] == "usage"
+    assert {line["resource"] for line in document["lines"]} == {"big"}
