@@ -15,6 +15,7 @@ of its model, next to those fields; they report every broken rule at once throug
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
 import types
@@ -97,7 +98,7 @@ def setting(
         description=doc,
         ge=ge,
         le=le,
-        json_schema_extra=extra,  # type: ignore[arg-type]  # read back by KeyDeclaration
+        json_schema_extra=extra,  # read back by KeyDeclaration
     )
 
 
@@ -224,7 +225,7 @@ class KeyDeclaration:
     @property
     def choices(self) -> tuple[str, ...]:
         """The allowed values of an enum key, else ()."""
-        inner = _unwrap(self.field.annotation)
+        inner = unwrap(self.field.annotation)
         if isinstance(inner, type) and issubclass(inner, enum.Enum):
             return tuple(str(member.value) for member in inner)
         return ()
@@ -246,27 +247,27 @@ class KeyDeclaration:
         return ""
 
 
-def _unwrap(annotation: Any) -> Any:
+def unwrap(annotation: Any) -> Any:
     """``X | None`` -> X; ``Annotated[X, ...]`` -> X."""
     if typing.get_origin(annotation) is typing.Annotated:
-        return _unwrap(typing.get_args(annotation)[0])
+        return unwrap(typing.get_args(annotation)[0])
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(options) == 1:
-            return _unwrap(options[0])
+            return unwrap(options[0])
     return annotation
 
 
 def key_type(annotation: Any) -> KeyType:
     """The Pulumi config type of a field: how the engine marshals it and the CLI checks it."""
-    inner = _unwrap(annotation)
+    inner = unwrap(annotation)
     if inner is bool:
         return "boolean"
     if inner is int:
         return "integer"
     if inner is str or (isinstance(inner, type) and issubclass(inner, enum.Enum)):
         return "string"
-    if typing.get_origin(inner) in (tuple, list) and _unwrap(typing.get_args(inner)[0]) is str:
+    if typing.get_origin(inner) in (tuple, list) and unwrap(typing.get_args(inner)[0]) is str:
         return "array"
     return "object"
 
@@ -278,7 +279,5 @@ def declarations(area: str, model: type[AreaSettings]) -> tuple[KeyDeclaration, 
 
 
 def did_you_mean(value: str, choices: Sequence[str], quote: Callable[[str], str] = repr) -> str:
-    import difflib
-
     hint = difflib.get_close_matches(value, list(choices), n=1)
     return f" (did you mean {quote(hint[0])}?)" if hint else ""

@@ -24,9 +24,9 @@ from infra.settings.base import (
     NAMESPACE,
     AreaSettings,
     KeyDeclaration,
-    _unwrap,
     declarations,
     did_you_mean,
+    unwrap,
 )
 from infra.settings.cache import CacheSettings
 from infra.settings.edge import EdgeSettings
@@ -117,7 +117,7 @@ def _engine_value(key: KeyDeclaration, raw: str) -> tuple[Any, str | None]:
 # ---------------------------------------------------------------------------------------
 def _nested_fields(key: KeyDeclaration, required_only: bool = False) -> list[str]:
     """The field names of a list-of-objects key (scheduledScaling), as users spell them."""
-    (item,) = typing.get_args(_unwrap(key.field.annotation))[:1] or (None,)
+    (item,) = typing.get_args(unwrap(key.field.annotation))[:1] or (None,)
     if not (isinstance(item, type) and issubclass(item, BaseModel)):
         return []
     return [

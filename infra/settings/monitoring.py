@@ -9,8 +9,8 @@ from pydantic import AfterValidator, BeforeValidator
 from infra.settings.base import AreaSettings, empty_is_none, in_place, matches, setting
 
 # The values CloudWatch Logs PutRetentionPolicy accepts.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096)
-LOG_RETENTION_DAYS += (1827, 2192, 2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400)
+LOG_RETENTION_DAYS += (545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
 
 def _cloudwatch_retention(days: int) -> int:

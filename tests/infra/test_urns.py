@@ -82,15 +82,16 @@ def urns_of(variant: str) -> list[str]:
 
 
 def recorded() -> dict[str, list[str]]:
-    return json.loads(FIXTURE.read_text())
+    urns: dict[str, list[str]] = json.loads(FIXTURE.read_text())
+    return urns
 
 
-def test_every_variant_is_recorded():
+def test_every_variant_is_recorded() -> None:
     assert set(recorded()) == set(VARIANTS)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_the_program_registers_exactly_the_recorded_urns(variant):
+def test_the_program_registers_exactly_the_recorded_urns(variant: str) -> None:
     expected = recorded()[variant]
     actual = urns_of(variant)
 
