@@ -45,7 +45,7 @@ lint: $(VENV)/.synced ## ruff lint and format check
 	$(VENV)/bin/ruff format --check .
 
 .PHONY: docs
-docs: $(VENV)/.synced ## Regenerate Pulumi.yaml's config schema and the README's configuration reference
+docs: $(VENV)/.synced ## Regenerate Pulumi.yaml's config schema and the README's configuration reference and stack table
 	$(VENV)/bin/python -m pyscale.docs
 
 .PHONY: fmt
@@ -87,10 +87,6 @@ COST_FORMAT ?= text
 .PHONY: cost
 cost: $(VENV)/.synced ## Monthly cost and capacity of STACK, offline (COST_FORMAT=json|markdown, REPORT=file appends)
 	@$(VENV)/bin/pyscale cost --stack $(STACK) $(if $(filter json markdown,$(COST_FORMAT)),--$(COST_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
-
-.PHONY: cost-docs
-cost-docs: $(VENV)/.synced ## Regenerate README.md's stack table (figures from `pyscale cost`)
-	$(VENV)/bin/python -m pyscale.cost.readme --write
 
 # ---- CI/CD and the policy pack (.github/workflows, policy/) ----------------------------------
 .PHONY: policy-venv

@@ -114,6 +114,16 @@ def render_configuration_reference(keys: Sequence[KeyDeclaration] = KEYS) -> str
     return "\n".join(rows)
 
 
+# ---------------------------------------------------------------------------------------
+# README: each shipped stack's shape, monthly cost and capacity (`pyscale cost`)
+# ---------------------------------------------------------------------------------------
+def render_stack_table() -> str:
+    # Imported here: it runs each shipped stack's program offline (the Pulumi SDK).
+    from pyscale.cost import readme
+
+    return readme.render()
+
+
 REGIONS: tuple[Region, ...] = (
     Region("Pulumi.yaml", "config schema", render_config_schema, YAML_COMMENT),
     Region(
@@ -122,6 +132,7 @@ REGIONS: tuple[Region, ...] = (
         render_configuration_reference,
         MARKDOWN_COMMENT,
     ),
+    Region("README.md", "stack table", render_stack_table, MARKDOWN_COMMENT),
 )
 
 
