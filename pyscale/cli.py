@@ -26,8 +26,8 @@ from rich.table import Table
 
 from app.contract import Env
 from pyscale.cost.command import cost as cost_command
-from pyscale.local import haproxy
 from pyscale.deploy.command import deploy_app
+from pyscale.local import haproxy
 from pyscale.local import state as local_state
 from pyscale.local.errors import LocalTopologyError
 from pyscale.local.topology import DEFAULT_WSGI_APP, LocalTopology, TopologySpec
