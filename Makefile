@@ -4,6 +4,10 @@ SHELL := /bin/bash
 
 # uv from PATH, else a private copy in .tools/ (a fresh machine has only python3).
 UV ?= $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# The uv every workflow installs (astral-sh/setup-uv `version:`; tests/ci keeps them equal)
+# and the private copy: the release's requirements come from `uv export`, so a deploy from
+# a newer uv must not be able to change the artifact's bytes and roll the fleet for nothing.
+UV_VERSION := 0.13.9
 VENV := .venv
 STACK ?= dev
 # Programs the tests and the one-machine topology run for real: command=debian-package.
@@ -16,7 +20,7 @@ help: ## List the targets
 
 .tools/bin/uv:
 	python3 -m venv .tools
-	.tools/bin/pip install --quiet uv
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 # Bytecode compiled once at install: pulumi_aws is large, and where PYTHONDONTWRITEBYTECODE
 # is set (CI images often do) every Pulumi program run would otherwise recompile it (~4 s).
@@ -107,6 +111,20 @@ policy-requirements: | $(UV) ## Export policy/requirements.txt from uv.lock's po
 .PHONY: policy-check
 policy-check: $(VENV)/.synced ## Policy pack over STACK's offline program run (no cloud); REPORT=file appends Markdown
 	$(VENV)/bin/python -m policy.offline --stack $(STACK) $(if $(REPORT),--markdown-report "$(REPORT)")
+
+.PHONY: deploy-wait
+deploy-wait: $(VENV)/.synced ## After `pulumi up`: follow STACK's instance refresh, verify, roll back on failure; REPORT=file appends Markdown
+	$(VENV)/bin/pyscale deploy wait --stack $(STACK) $(if $(REPORT),--markdown-report "$(REPORT)")
+
+# What `pulumi preview` covers: a pull request that changes none of it needs no preview.
+PREVIEW_PATHS := infra app stacks policy pyscale/cost Pulumi.yaml pyproject.toml uv.lock .github/workflows/preview.yml
+.PHONY: preview-scope
+preview-scope: ## Print program=true|false: does HEAD change what a preview covers, since BASE (a commit)?
+	@if git diff --quiet "$(BASE)...HEAD" -- $(PREVIEW_PATHS); then echo program=false; else echo program=true; fi
+
+.PHONY: needs-verdict
+needs-verdict: ## Fail unless every job in NEEDS_JSON (toJSON(needs)) succeeded or was skipped
+	@python3 .github/scripts/needs_verdict.py
 
 .PHONY: outputs-summary
 outputs-summary: $(VENV)/.synced ## Print STACK_OUTPUTS_JSON (a deploy step's outputs) as Markdown

@@ -3,6 +3,7 @@
 `pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/).
 `pyscale cache rotate-auth` rotates a deployed stack's cache AUTH token (pyscale/cache_auth.py).
 `pyscale plan` and `pyscale cost` run a stack's program offline (pyscale/plan/, pyscale/cost/).
+`pyscale deploy wait` verifies a deploy on AWS and rolls it back (pyscale/deploy/).
 Every error the user can fix is printed as one clear message with a non-zero exit, never
 a traceback.
 """
@@ -25,6 +26,7 @@ from rich.table import Table
 
 from app.contract import Env
 from pyscale.cost.command import cost as cost_command
+from pyscale.deploy.command import deploy_app
 from pyscale.local import haproxy
 from pyscale.local import state as local_state
 from pyscale.local.errors import LocalTopologyError
@@ -50,6 +52,8 @@ app.add_typer(cache_app, name="cache")
 app.command("plan")(plan_command)
 # `pyscale cost`: monthly cost from sourced prices and capacity from the benchmark (pyscale/cost/).
 app.command("cost")(cost_command)
+# `pyscale deploy wait`: after `pulumi up`, follow the refresh, verify, roll back (pyscale/deploy/).
+app.add_typer(deploy_app, name="deploy")
 
 console = Console()
 error_console = Console(stderr=True)
