@@ -11,8 +11,10 @@ UV_VERSION := 0.13.9
 VENV := .venv
 STACK ?= dev
 # Programs the tests and the one-machine topology run for real: command=debian-package.
-# podman (with runc) and mmdebstrap build and run the app's container image in tests/image/.
-SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk shellcheck podman runc mmdebstrap
+# podman (with runc) and mmdebstrap build and run the app's container image in tests/image/;
+# systemd-analyze rates the EC2 units' sandbox (tests/infra/test_boot_script.py).
+SYSTEM_PACKAGES := redis-server redis-cli=redis-tools haproxy wrk shellcheck podman runc mmdebstrap \
+	systemd-analyze=systemd
 
 .PHONY: help
 help: ## List the targets

@@ -6,8 +6,14 @@ Python over resolved strings, so the fleet calls it inside ``Output.apply`` (it 
 resource) and the tests call it directly, run shellcheck on it and execute it.
 
 What the script carries: where the release is (bucket, key, object version, SHA-256), the
-app's environment (names from ``app.contract.Env``) and its systemd unit. What it never
-carries: a secret. The cache AUTH token reaches the app only as the Secrets Manager ARN.
+app's environment (names from ``app.contract.Env``), its systemd unit, and the buffering
+proxy in front of it (HAProxy, ``infra/boot/proxy.py``: why, there) with its own unit. What
+it never carries: a secret. The cache AUTH token reaches the app only as the Secrets Manager
+ARN.
+
+Both units are sandboxed as far as a Python web service and HAProxy tolerate
+(``SANDBOX``): `systemd-analyze security` rates them "OK", and tests run the app under the
+same kernel restrictions (tests/support/sandbox.py).
 
 Placeholders are ``@@name`` (bash owns ``$``). Every value spliced into shell code is
 ``shlex.quote``d; the env file, unit and agent config go into quoted heredocs, so nothing
@@ -25,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
+from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, PORT_BEHIND_PROXY, Env
+from infra.boot.proxy import ADMITTED_REQUESTS_VARIABLE, InstanceProxy, render_instance_config
 
 TEMPLATE_PATH: Final = Path(__file__).with_name("user_data.sh.tmpl")
 # EC2 rejects user data over 16 KB (before base64 encoding).
@@ -36,8 +43,13 @@ USER_DATA_LIMIT_BYTES: Final = 16 * 1024
 PYTHON: Final = "python3.12"
 SERVICE: Final = "pyscale"
 SERVICE_USER: Final = "pyscale"
+PROXY_SERVICE: Final = "pyscale-proxy"
 APP_ROOT: Final = "/opt/pyscale/current"
 ENV_FILE: Final = "/etc/pyscale/app.env"
+PROXY_CONFIG: Final = "/etc/pyscale/proxy.cfg"
+PROXY_ENV_FILE: Final = "/etc/pyscale/proxy.env"
+# Where AL2023's haproxy package installs it (Fedora's packaging).
+HAPROXY: Final = "/usr/sbin/haproxy"
 APP_LOG_FILE: Final = "/var/log/pyscale/app.log"
 # The app's gunicorn settings travel inside the release (app/ is always packaged).
 GUNICORN_CONFIG: Final = "app/gunicorn.conf.py"
@@ -45,7 +57,58 @@ GUNICORN_CONFIG: Final = "app/gunicorn.conf.py"
 MACHINE: Final = {"arm64": "aarch64", "x86_64": "x86_64"}
 
 _ENV_VALUE = re.compile(r"^[A-Za-z0-9_.:/,@+=*-]*$")
-_HEREDOC_TERMINATORS = ("PYSCALE_ENV", "PYSCALE_UNIT", "PYSCALE_CWAGENT", "PYSCALE_LOGROTATE")
+_HEREDOC_TERMINATORS = (
+    "PYSCALE_ENV",
+    "PYSCALE_UNIT",
+    "PYSCALE_PROXY",
+    "PYSCALE_PROXY_UNIT",
+    "PYSCALE_CWAGENT",
+    "PYSCALE_LOGROTATE",
+)
+
+# The sandbox both units run in: what a Python web service (and HAProxy) tolerate, checked
+# by running the app under the same kernel restrictions (tests/infra/test_unit_sandbox.py).
+# Not set, on purpose: PrivateNetwork (it serves the network), IPAddressAllow/Deny (the
+# cache and the AWS APIs have addresses no stack knows in advance), RootDirectory.
+SANDBOX: Final = (
+    "NoNewPrivileges=true",
+    # No capability at all: ports above 1024, files it owns; nothing else is needed.
+    "CapabilityBoundingSet=",
+    "AmbientCapabilities=",
+    # The whole file system read-only but for RuntimeDirectory (the metrics files) and
+    # a private /tmp (gunicorn's worker heartbeat files); the log file is opened by systemd.
+    "ProtectSystem=strict",
+    "ProtectHome=true",
+    "PrivateTmp=true",
+    "PrivateDevices=true",
+    "PrivateMounts=true",
+    "PrivateUsers=true",
+    "ProtectKernelTunables=true",
+    "ProtectKernelModules=true",
+    "ProtectKernelLogs=true",
+    "ProtectControlGroups=true",
+    "ProtectClock=true",
+    "ProtectHostname=true",
+    "ProtectProc=invisible",
+    "ProcSubset=pid",
+    "LockPersonality=true",
+    # CPython 3.12 (no JIT) and HAProxy without PCRE JIT never need writable code pages.
+    "MemoryDenyWriteExecute=true",
+    # IPv4/IPv6 for clients, the cache and the AWS APIs; UNIX for sd_notify and the journal.
+    "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
+    "RestrictNamespaces=true",
+    "RestrictRealtime=true",
+    "RestrictSUIDSGID=true",
+    "RemoveIPC=true",
+    "KeyringMode=private",
+    "DevicePolicy=closed",
+    "SystemCallArchitectures=native",
+    "SystemCallFilter=@system-service",
+    "SystemCallFilter=~@privileged @resources",
+    # A refused call fails with EPERM (which Python reports) instead of killing the process.
+    "SystemCallErrorNumber=EPERM",
+    "UMask=0027",
+)
 
 
 class BootScriptError(ValueError):
@@ -102,11 +165,14 @@ class BootSpec:
 def app_environment(spec: BootSpec) -> dict[str, str]:
     """The app's environment on EC2, except INSTANCE_ID (read from IMDS at boot)."""
     env = {
-        Env.PORT: str(spec.app_port),
+        # Behind the instance's proxy, which holds the load balancer's port (spec.app_port)
+        # and is gunicorn's only peer: the one whose X-Forwarded-* it trusts. The proxy
+        # itself takes them only from spec.forwarded_allow_ips (the load balancer).
+        Env.PORT: str(PORT_BEHIND_PROXY),
         Env.APP_VERSION: spec.app_version,
         Env.AWS_REGION: spec.region,
         Env.LOG_LEVEL: spec.log_level,
-        Env.FORWARDED_ALLOW_IPS: spec.forwarded_allow_ips,
+        Env.FORWARDED_ALLOW_IPS: "127.0.0.1",
         Env.PROMETHEUS_MULTIPROC_DIR: f"/run/{SERVICE}/metrics",
         Env.REDIS_URL: spec.cache.url,
         Env.REDIS_CLUSTER: "true" if spec.cache.cluster else "false",
@@ -136,26 +202,53 @@ def systemd_unit(spec: BootSpec) -> str:
             f"Group={SERVICE_USER}",
             f"WorkingDirectory={APP_ROOT}",
             f"EnvironmentFile={ENV_FILE}",
-            f"ExecStart={APP_ROOT}/venv/bin/gunicorn --config {GUNICORN_CONFIG} {spec.wsgi_module}",
+            # Loopback only: the proxy in front is the one way in (the command line wins
+            # over the config's bind on every interface).
+            f"ExecStart={APP_ROOT}/venv/bin/gunicorn --config {GUNICORN_CONFIG} "
+            f"--bind 127.0.0.1:{PORT_BEHIND_PROXY} {spec.wsgi_module}",
             "ExecReload=/bin/kill -s HUP $MAINPID",
             # SIGTERM to gunicorn only; it drains its workers within the graceful timeout.
             "KillMode=mixed",
             f"TimeoutStopSec={GRACEFUL_TIMEOUT_SECONDS + 10}",
             "Restart=always",
             "RestartSec=2",
+            # /run/pyscale: PROMETHEUS_MULTIPROC_DIR lives here, the one path it writes.
             f"RuntimeDirectory={SERVICE}",
             f"StandardOutput=append:{APP_LOG_FILE}",
             f"StandardError=append:{APP_LOG_FILE}",
-            "NoNewPrivileges=true",
-            "ProtectSystem=strict",
-            "ProtectHome=true",
-            "PrivateTmp=true",
-            f"ReadWritePaths={Path(APP_LOG_FILE).parent}",
+            *SANDBOX,
             "",
             "[Install]",
             "WantedBy=multi-user.target",
         ]
     )
+
+
+def proxy_unit() -> str:
+    """HAProxy in front of gunicorn, as a user of its own that exists while it runs."""
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=pyscale buffering proxy in front of gunicorn (HAProxy)",
+            "Wants=network-online.target",
+            "After=network-online.target",
+            "",
+            "[Service]",
+            f"EnvironmentFile={PROXY_ENV_FILE}",
+            f"ExecStart={HAPROXY} -db -f {PROXY_CONFIG}",
+            "Restart=always",
+            "RestartSec=2",
+            "DynamicUser=true",
+            *SANDBOX,
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]
+    )
+
+
+def instance_proxy(spec: BootSpec) -> InstanceProxy:
+    return InstanceProxy(listen_port=spec.app_port, trusted_forwarders=spec.forwarded_allow_ips)
 
 
 def cloudwatch_agent_config(spec: BootSpec) -> str:
@@ -185,6 +278,11 @@ def cloudwatch_agent_config(spec: BootSpec) -> str:
 
 
 def _check(spec: BootSpec) -> None:
+    if spec.app_port == PORT_BEHIND_PROXY:
+        raise BootScriptError(
+            f"app_port: {PORT_BEHIND_PROXY} is gunicorn's, behind the instance's proxy; the "
+            "load balancer's port must be another"
+        )
     if spec.architecture not in MACHINE:
         raise BootScriptError(
             f"architecture: must be one of {', '.join(MACHINE)}, got {spec.architecture!r}"
@@ -221,10 +319,14 @@ def render_user_data(spec: BootSpec) -> str:
         "service_user": SERVICE_USER,
         "log_group": spec.log_group_name,
         "instance_id_var": Env.INSTANCE_ID,
+        "proxy_service": PROXY_SERVICE,
+        "admitted_requests_var": ADMITTED_REQUESTS_VARIABLE,
     }
     blocks = {
         "env_file": "\n".join(f"{k}={v}" for k, v in sorted(app_environment(spec).items())),
         "systemd_unit": systemd_unit(spec),
+        "proxy_config": render_instance_config(instance_proxy(spec)),
+        "proxy_unit": proxy_unit(),
         "cloudwatch_agent_config": cloudwatch_agent_config(spec),
     }
     for name, block in blocks.items():

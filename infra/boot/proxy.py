@@ -98,6 +98,8 @@ class InstanceProxy:
     trusted_forwarders: str
     """FORWARDED_ALLOW_IPS' format: who may set X-Forwarded-* (the load balancer's VPC)."""
     gunicorn_port: int = PORT_BEHIND_PROXY
+    listen_address: str = ""
+    """Every interface (the ALB comes over the VPC); tests bind loopback."""
 
 
 def _source_networks(allowed: str) -> str:
@@ -133,7 +135,7 @@ defaults
     {indent.join(defaults_timeouts())}
 
 frontend {INSTANCE_FRONTEND}
-    bind :{proxy.listen_port}
+    bind {proxy.listen_address}:{proxy.listen_port}
     # The ALB sets these (and overwrites a client's X-Forwarded-Proto); nobody else may.
     acl from_load_balancer src {_source_networks(proxy.trusted_forwarders)}
     http-request del-header X-Forwarded-Proto unless from_load_balancer

@@ -8,14 +8,17 @@ import base64
 import shutil
 import stat
 import subprocess
+import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, Env
+from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, PORT_BEHIND_PROXY, Env
+from app.sizing import admitted_requests
 from infra import boot
+from infra.boot import proxy
 from infra.release import build_artifact
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +119,7 @@ def test_the_unit_runs_gunicorn_with_the_apps_config_and_stops_gracefully():
 
     assert (
         "ExecStart=/opt/pyscale/current/venv/bin/gunicorn --config app/gunicorn.conf.py "
-        "ownapp.wsgi:application"
+        f"--bind 127.0.0.1:{PORT_BEHIND_PROXY} ownapp.wsgi:application"
     ) in unit
     assert "EnvironmentFile=/etc/pyscale/app.env" in unit
     assert f"TimeoutStopSec={GRACEFUL_TIMEOUT_SECONDS + 10}" in unit
@@ -166,13 +169,17 @@ esac
     "chown": "",
     "id": "exit 1",
     "uname": 'printf "%s\\n" "$STUB_MACHINE"',
-    # python3.12 -m venv DIR: a venv whose pip records its arguments.
+    # python3.12 -m venv DIR: a venv whose pip records its arguments and whose python is
+    # this one (the release's own code runs in it: `python -m app.sizing`).
     "python3.12": """
 venv="${!#}"
 mkdir -p "$venv/bin"
 printf '#!/bin/bash\\nprintf "%%s\\\\n" "pip $*" >>"$STUB_LOG"\\n' >"$venv/bin/pip"
 chmod +x "$venv/bin/pip"
+ln -s "$STUB_PYTHON" "$venv/bin/python"
 """,
+    # The real HAProxy checks the proxy's configuration, as on the instance.
+    "haproxy": 'exec "$STUB_HAPROXY" "$@"',
 }
 
 
@@ -197,6 +204,8 @@ def boot_machine(tmp_path):
         "STUB_ARTIFACT": str(artifact.path),
         "STUB_INSTANCE_ID": INSTANCE_ID,
         "STUB_MACHINE": "aarch64",
+        "STUB_PYTHON": sys.executable,
+        "STUB_HAPROXY": shutil.which("haproxy") or "/usr/sbin/haproxy",
         "HOME": str(tmp_path),
     }
 
@@ -250,10 +259,9 @@ def test_boot_installs_the_release_and_starts_the_app(boot_machine):
     assert f"{Env.INSTANCE_ID}={INSTANCE_ID}" in env_file.splitlines()
     assert f"{Env.APP_VERSION}={spec.app_version}" in env_file.splitlines()
     assert unit == boot.systemd_unit(spec) + "\n"
-    assert "systemctl enable --now pyscale.service" in calls
-    assert calls.index("systemctl daemon-reload") < calls.index(
-        "systemctl enable --now pyscale.service"
-    )
+    start = "systemctl enable --now pyscale.service pyscale-proxy.service"
+    assert start in calls
+    assert calls.index("systemctl daemon-reload") < calls.index(start)
     health = [c for c in calls if c.startswith("curl") and HEALTH_PATH in c]
     assert health
     assert f"127.0.0.1:{spec.app_port}{HEALTH_PATH}" in health[-1]
@@ -314,3 +322,82 @@ def test_everything_the_boot_writes_lands_under_its_root(boot_machine):
     assert {path: path.exists() for path in host_paths} == existed
     assert (boot_machine.root / "etc/logrotate.d/pyscale").is_file()
     assert "/var/log/pyscale/*.log {" in (boot_machine.root / "etc/logrotate.d/pyscale").read_text()
+
+
+def test_boot_puts_the_buffering_proxy_on_the_load_balancers_port_in_front_of_gunicorn(
+    boot_machine,
+):
+    # GIVEN an instance whose gunicorn runs 3 workers (of 4 threads, the app's default)
+    spec = boot_machine.spec(web_concurrency=3)
+
+    result = boot_machine.run(boot.render_user_data(spec))
+    root, calls = boot_machine.root, boot_machine.calls()
+    env = dict(
+        line.split("=", 1) for line in (root / "etc/pyscale/app.env").read_text().splitlines()
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert any(c.startswith("dnf install") and " haproxy " in c for c in calls)
+    # THEN gunicorn listens behind the proxy, on loopback, and trusts forwarded headers
+    # from the proxy only (the proxy takes them from the load balancer's network only)
+    assert env[Env.PORT] == str(PORT_BEHIND_PROXY)
+    assert env[Env.FORWARDED_ALLOW_IPS] == "127.0.0.1"
+    config = (root / "etc/pyscale/proxy.cfg").read_text()
+    assert config == proxy.render_instance_config(boot.instance_proxy(spec)) + "\n"
+    assert f"    bind :{spec.app_port}" in config.splitlines()
+    assert f"acl from_load_balancer src {spec.forwarded_allow_ips}" in config
+    # ... the proxy admits the app's own count of requests at once, one thread kept free
+    assert (root / "etc/pyscale/proxy.env").read_text() == (
+        f"{proxy.ADMITTED_REQUESTS_VARIABLE}={admitted_requests(3, 4)}\n"
+    )
+    # ... real HAProxy accepted the file before anything started, and both units start
+    assert calls.index(f"haproxy -c -q -f {root}/etc/pyscale/proxy.cfg") < calls.index(
+        "systemctl enable --now pyscale.service pyscale-proxy.service"
+    )
+    unit = (root / "etc/systemd/system/pyscale-proxy.service").read_text()
+    assert unit == boot.proxy_unit() + "\n"
+    # ... and the boot's own health check goes through the proxy
+    health = [c for c in calls if c.startswith("curl") and HEALTH_PATH in c]
+    assert f"127.0.0.1:{spec.app_port}{HEALTH_PATH}" in health[-1]
+
+
+def test_a_proxy_configuration_haproxy_rejects_stops_the_boot_before_anything_starts(
+    boot_machine,
+):
+    haproxy = Path(boot_machine.env["PATH"].split(":")[0]) / "haproxy"
+    haproxy.write_text("#!/bin/bash\necho 'parsing [proxy.cfg:3] : unknown keyword' >&2\nexit 1\n")
+
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+
+    assert result.returncode != 0
+    assert "HAProxy rejects /etc/pyscale/proxy.cfg" in result.stderr
+    assert not any(c.startswith("systemctl enable") for c in boot_machine.calls())
+
+
+def test_the_load_balancers_port_cannot_be_gunicorns_behind_the_proxy():
+    with pytest.raises(boot.BootScriptError, match="app_port"):
+        boot.render_user_data(make_spec(app_port=PORT_BEHIND_PROXY))
+
+
+# ---------------------------------------------------------------------------------------
+# The units' sandbox, as systemd itself rates it
+# ---------------------------------------------------------------------------------------
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize("unit", ["pyscale", "pyscale-proxy"])
+def test_systemd_rates_each_units_exposure_ok(tmp_path, unit):
+    path = tmp_path / f"{unit}.service"
+    rendered = boot.systemd_unit(make_spec()) if unit == "pyscale" else boot.proxy_unit()
+    path.write_text(rendered + "\n")
+
+    result = subprocess.run(
+        [SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    score = float(result.stdout.rsplit(f"{unit}.service: ", 1)[1].split()[0])
+
+    assert score <= 2.5, result.stdout

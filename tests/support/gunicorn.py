@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +57,14 @@ def gunicorn_command() -> list[str]:
 
 
 def start_gunicorn(
-    directory: Path, env: Mapping[str, str] | None = None, wait: bool = True
+    directory: Path,
+    env: Mapping[str, str] | None = None,
+    wait: bool = True,
+    wrapper: Sequence[str] = (),
 ) -> GunicornProcess:
-    """Start gunicorn with the project's config; wait until HEALTH_PATH answers if `wait`."""
+    """Start gunicorn with the project's config; wait until HEALTH_PATH answers if `wait`.
+    `wrapper` runs it (e.g. a sandbox's command prefix). It listens on loopback only (the
+    config binds every interface, for EC2; the command line wins)."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     environment = {
@@ -72,8 +77,13 @@ def start_gunicorn(
     }
     log_file = directory / f"gunicorn-{port}.log"
     with log_file.open("wb") as log:
+        command = gunicorn_command()
         process = subprocess.Popen(
-            gunicorn_command(), cwd=REPO_ROOT, env=environment, stdout=log, stderr=log
+            [*wrapper, *command[:-1], "--bind", f"{LOOPBACK}:{port}", command[-1]],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=log,
         )
     running = GunicornProcess(process, port, log_file)
     if not wait:

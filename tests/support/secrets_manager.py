@@ -7,19 +7,21 @@ gunicorn master talks to it once pointed there by environment variables:
         start_gunicorn(tmp_path, {**secrets.boto_env(), "REDIS_AUTH_SECRET_ARN": ARN})
         assert secrets.calls == 1
 
-An ARN it doesn't hold is answered as AWS answers it (ResourceNotFoundException).
+An ARN it doesn't hold is answered as AWS answers it (ResourceNotFoundException). With
+`tls=TlsFiles` it speaks HTTPS, as the real endpoint does, and boto_env() trusts its CA.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import ssl
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.support.servers import LOOPBACK
+from tests.support.servers import LOOPBACK, TlsFiles
 
 
 @dataclass
@@ -27,6 +29,7 @@ class FakeSecretsManager:
     secrets: Mapping[str, str]
     port: int = 0
     requested: list[str] = field(default_factory=list)
+    tls: TlsFiles | None = None
 
     @property
     def calls(self) -> int:
@@ -34,8 +37,10 @@ class FakeSecretsManager:
 
     def boto_env(self) -> dict[str, str]:
         """Environment that sends boto3's Secrets Manager calls here and nowhere else."""
+        scheme = "https" if self.tls else "http"
         return {
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"http://{LOOPBACK}:{self.port}",
+            **({"AWS_CA_BUNDLE": str(self.tls.ca_file)} if self.tls else {}),
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": f"{scheme}://{LOOPBACK}:{self.port}",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_SESSION_TOKEN": "testing",
@@ -47,8 +52,10 @@ class FakeSecretsManager:
 
 
 @contextlib.contextmanager
-def fake_secrets_manager(secrets: Mapping[str, str]) -> Iterator[FakeSecretsManager]:
-    fake = FakeSecretsManager(dict(secrets))
+def fake_secrets_manager(
+    secrets: Mapping[str, str], tls: TlsFiles | None = None
+) -> Iterator[FakeSecretsManager]:
+    fake = FakeSecretsManager(dict(secrets), tls=tls)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -79,6 +86,10 @@ def fake_secrets_manager(secrets: Mapping[str, str]) -> Iterator[FakeSecretsMana
             pass
 
     server = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     fake.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, name="fake-secrets-manager")
     thread.start()
