@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from app.contract import PORT_BEHIND_PROXY
 from infra.fleet import AL2023_AMI_PARAMETERS, GROUP_METRICS
 from infra.release import ARTIFACT_KEY
 from infra.settings import ConfigError, load_settings
@@ -351,7 +352,7 @@ def test_an_own_app_is_served_by_gunicorn_with_the_blueprints_settings(own_app):
 
     assert (
         "ExecStart=/opt/pyscale/current/venv/bin/gunicorn --config app/gunicorn.conf.py "
-        f"{own_app['wsgiModule']}"
+        f"--bind 127.0.0.1:{PORT_BEHIND_PROXY} {own_app['wsgiModule']}"
     ) in user_data_of(run)
 
 
