@@ -6,8 +6,9 @@ body and then sends it one byte at a time.
         ...                             # what must still work meanwhile
     attack.answers                      # Counter of the status codes the server ended them with
 
-A connection the server answers or closes is opened again, so the attack keeps its width for
-as long as it runs. Bounded: it stops after `max_seconds` whatever the caller does. Loopback
+An answer does not stop a client (an attacker ignores it): it goes on sending until the
+server hangs up, and a connection hung up on is opened again, so the attack keeps its width
+for as long as it runs. Bounded: it stops after `max_seconds` whatever the caller does. Loopback
 only; used by tests/local and bench/bench_slow_clients.py.
 """
 
@@ -91,40 +92,51 @@ class SlowBodyClients:
         connection.setblocking(False)
         return connection
 
-    def _ended(self, connection: socket.socket) -> None:
-        """The server answered or hung up: note how, and let the caller reopen."""
+    def _read(self, connection: socket.socket, answered: bool) -> tuple[bool, bool]:
+        """Take what the server sent: (answered now, closed). An answer does not stop the
+        client: like an attacker it goes on sending until the server hangs up."""
         try:
             data = connection.recv(4096)
+        except BlockingIOError:
+            return answered, False
         except OSError:
             data = b""
-        connection.close()
         with self._lock:
-            if data.startswith(b"HTTP/"):
+            if data.startswith(b"HTTP/") and not answered:
                 self.answers[int(data.split(None, 2)[1])] += 1
-            else:
+                return True, False
+            if not data and not answered:
                 self.closed_without_answer += 1
+        return answered, not data
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        open_connections = [self._open() for _ in range(self.connections)]
+        connections = [self._open() for _ in range(self.connections)]
+        answered = [False] * self.connections
         try:
             while not self._stop.is_set() and time.monotonic() < deadline:
-                for index, connection in enumerate(open_connections):
+                for index, connection in enumerate(connections):
                     try:
                         connection.send(b"x")
-                    except OSError:
-                        self._ended(connection)
-                        open_connections[index] = self._open()
+                    except OSError:  # hung up on: what did it say first?
+                        answered[index], _ = self._read(connection, answered[index])
+                        self._reopen(connections, answered, index)
                 with self._lock:
                     self.rounds += 1
                 # Until the next byte is due, collect what the server says.
                 next_round = time.monotonic() + self.interval_seconds
                 while (remaining := next_round - time.monotonic()) > 0 and not self._stop.is_set():
-                    readable, _, _ = select.select(open_connections, [], [], min(remaining, 0.2))
+                    readable, _, _ = select.select(connections, [], [], min(remaining, 0.2))
                     for connection in readable:
-                        index = open_connections.index(connection)
-                        self._ended(connection)
-                        open_connections[index] = self._open()
+                        index = connections.index(connection)
+                        answered[index], closed = self._read(connection, answered[index])
+                        if closed:
+                            self._reopen(connections, answered, index)
         finally:
-            for connection in open_connections:
+            for connection in connections:
                 connection.close()
+
+    def _reopen(self, connections: list[socket.socket], answered: list[bool], index: int) -> None:
+        connections[index].close()
+        connections[index] = self._open()
+        answered[index] = False
