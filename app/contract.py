@@ -56,3 +56,5 @@ class Env:
     NEAR_CACHE_MAX_BYTES: Final = "NEAR_CACHE_MAX_BYTES"
     CIRCUIT_BREAKER_FAILURES: Final = "CIRCUIT_BREAKER_FAILURES"
     CIRCUIT_BREAKER_RESET_SECONDS: Final = "CIRCUIT_BREAKER_RESET_SECONDS"
+    # Host names the app answers for (it builds redirects from the Host header).
+    TRUSTED_HOSTS: Final = "TRUSTED_HOSTS"

@@ -37,6 +37,8 @@ def create_app(config: Settings | None = None) -> Flask:
     settings = config if config is not None else load_settings()
     app = Flask(__name__)
     app.json.sort_keys = False
+    # Flask's own check: a request whose Host is not one of these gets a 400 (None: any).
+    app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts) or None
     configure_app_logging(settings.log_level)
     register_extensions(app, settings)
     register_blueprints(app)

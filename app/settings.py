@@ -17,6 +17,10 @@ Serving (read by app/gunicorn.conf.py)
   PROMETHEUS_MULTIPROC_DIR ($TMPDIR/pyscale-metrics-<PORT>): multiprocess metrics files;
     one directory per gunicorn master, emptied when it starts.
   LOG_LEVEL (INFO): DEBUG, INFO, WARNING or ERROR.
+  TRUSTED_HOSTS (unset: any): comma-separated host names (or IPv4 addresses) the app
+    answers for; `.example.com` also admits its subdomains. Any other Host header gets a
+    400, since redirects are built from it. List 127.0.0.1 and localhost too: the health
+    checks come from there (`pyscale local up` and the EC2 boot script add them).
 
 Redis (the shared cache; unset REDIS_URL = no shared cache, the near cache still works)
   REDIS_URL (unset): redis://[:password@]host[:port][/db], or rediss://... for TLS.
@@ -68,6 +72,9 @@ _REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# A host name or IPv4 address; a leading dot admits its subdomains (Flask's TRUSTED_HOSTS).
+_HOST_NAME = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
 
 
 class SettingsError(ValueError):
@@ -122,6 +129,7 @@ class Settings:
     redis: RedisSettings | None
     cache: CacheSettings
     server: ServerSettings
+    trusted_hosts: tuple[str, ...] = ()
 
     def replace_redis(self, redis: RedisSettings | None) -> Settings:
         """A copy pointing at another Redis (tests and benchmarks swap servers)."""
@@ -219,6 +227,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         match = _SECRET_ARN_PATTERN.match(redis.auth_secret_arn)
         aws_region = match.group("region") if match else None
 
+    trusted_hosts = _trusted_hosts(env)
+
     if env.problems:
         raise SettingsError(env.problems)
     return Settings(
@@ -230,7 +240,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis=redis,
         cache=cache,
         server=server,
+        trusted_hosts=trusted_hosts,
     )
+
+
+def _trusted_hosts(env: _Reader) -> tuple[str, ...]:
+    text = env.raw(Env.TRUSTED_HOSTS)
+    if text is None:
+        return ()
+    hosts = tuple(entry.strip().lower() for entry in text.split(",") if entry.strip())
+    for host in hosts:
+        if not _HOST_NAME.fullmatch(host):
+            env.problems.append(
+                f"{Env.TRUSTED_HOSTS}={text!r}: {host!r} is not a host name (no scheme, port "
+                "or path; a leading dot admits subdomains, e.g. .example.com)"
+            )
+            return ()
+    return hosts
 
 
 def _forwarded_allow_ips(env: _Reader) -> str:

@@ -160,6 +160,9 @@ class BootSpec:
     """None: gunicorn derives its workers from the vCPUs."""
     app_port: int = 8000
     log_level: str = "INFO"
+    trusted_hosts: tuple[str, ...] = ()
+    """The names clients reach the app by (the stack's domain, the ALB's DNS name); any
+    other Host gets a 400. Empty: any Host (TRUSTED_HOSTS unset)."""
 
 
 def app_environment(spec: BootSpec) -> dict[str, str]:
@@ -180,6 +183,10 @@ def app_environment(spec: BootSpec) -> dict[str, str]:
     }
     if spec.cache.auth_secret_arn:
         env[Env.REDIS_AUTH_SECRET_ARN] = spec.cache.auth_secret_arn
+    if spec.trusted_hosts:
+        # Loopback for the boot's own check and the proxy's health backend (which gives the
+        # ALB's check, whatever Host it carries, this one).
+        env[Env.TRUSTED_HOSTS] = ",".join((*spec.trusted_hosts, "127.0.0.1", "localhost"))
     if spec.web_concurrency:
         env[Env.WEB_CONCURRENCY] = str(spec.web_concurrency)
     return env

@@ -152,5 +152,8 @@ backend {INSTANCE_BACKEND}
 
 backend {HEALTH_BACKEND}
     {indent.join(backend_buffering())}
+    # The app answers only the names in TRUSTED_HOSTS; the ALB's check carries none of
+    # them, so it is given loopback's, which is always trusted.
+    http-request set-header Host 127.0.0.1
     server gunicorn {gunicorn} maxconn 1
 """

@@ -271,6 +271,8 @@ class LocalTopology:
                 Env.PROMETHEUS_MULTIPROC_DIR: str(metrics_dir),
                 # Forwarded headers are trusted only from the load balancer, as on EC2.
                 Env.FORWARDED_ALLOW_IPS: LOOPBACK,
+                # HAProxy listens on loopback only: these are the names a client can use.
+                Env.TRUSTED_HOSTS: f"{LOOPBACK},localhost",
                 "PYTHONUNBUFFERED": "1",
             }
         )

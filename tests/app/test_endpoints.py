@@ -165,3 +165,32 @@ def test_metrics_count_requests_by_route_template_and_status(client):
     exposition = client.get("/metrics").data.decode()
     assert "pyscale_cache_misses_total" in exposition
     assert "pyscale_cache_hits_total" in exposition
+
+
+def redirect_for_host(app, host: str) -> tuple[int, str | None]:
+    """GET /api/report redirects (308) to an absolute URL built from the Host header."""
+    response = app.test_client().get("/api/report", headers={"Host": host})
+    return response.status_code, response.headers.get("Location")
+
+
+def test_with_trusted_hosts_a_foreign_host_gets_a_400_not_a_redirect_to_it(app_factory):
+    app = app_factory(TRUSTED_HOSTS="app.example.com,.example.org,127.0.0.1")
+
+    status, location = redirect_for_host(app, "evil.example")
+    refused = app.test_client().get("/", headers={"Host": "app.example.com.evil.example"})
+
+    assert (status, location) == (400, None)
+    assert refused.status_code == 400
+    assert refused.get_json()["error"] == "bad_request"
+    assert "X-Request-ID" in refused.headers
+    assert redirect_for_host(app, "app.example.com") == (308, "http://app.example.com/api/report/")
+    assert redirect_for_host(app, "shop.example.org")[0] == 308
+    assert redirect_for_host(app, "127.0.0.1:8000")[0] == 308
+
+
+def test_without_trusted_hosts_any_host_is_answered_as_flask_does(app_factory):
+    # Why the variable exists: the redirect goes wherever the client's Host says.
+    assert redirect_for_host(app_factory(), "evil.example") == (
+        308,
+        "http://evil.example/api/report/",
+    )

@@ -51,6 +51,10 @@ def test_defaults_need_no_environment_at_all():
         ({"FORWARDED_ALLOW_IPS": "10.0.0.0/33"}, "FORWARDED_ALLOW_IPS"),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.1/16"}, "FORWARDED_ALLOW_IPS"),
         ({"FORWARDED_ALLOW_IPS": "127.0.0.1, my-load-balancer"}, "FORWARDED_ALLOW_IPS"),
+        ({"TRUSTED_HOSTS": "https://app.example.com"}, "TRUSTED_HOSTS"),
+        ({"TRUSTED_HOSTS": "app.example.com:443"}, "TRUSTED_HOSTS"),
+        ({"TRUSTED_HOSTS": "app.example.com/shop"}, "TRUSTED_HOSTS"),
+        ({"TRUSTED_HOSTS": "*.example.com"}, "TRUSTED_HOSTS"),
         (
             {"REDIS_URL": "rediss://c", "REDIS_AUTH_SECRET_ARN": ARN, "AWS_REGION": "Ireland"},
             "AWS_REGION",
@@ -103,6 +107,13 @@ def test_redis_cluster_accepts_the_usual_spellings_of_a_boolean(text, value):
 @pytest.mark.parametrize("value", ["*", "10.0.0.0/16", "10.0.0.0/16, 10.1.0.0/16,", "::1"])
 def test_forwarded_allow_ips_takes_what_gunicorn_takes(value):
     assert load_settings({"FORWARDED_ALLOW_IPS": value}).server.forwarded_allow_ips == value
+
+
+def test_trusted_hosts_are_names_and_a_leading_dot_admits_subdomains():
+    settings = load_settings({"TRUSTED_HOSTS": "App.Example.com, .example.org,127.0.0.1,"})
+
+    assert settings.trusted_hosts == ("app.example.com", ".example.org", "127.0.0.1")
+    assert load_settings({}).trusted_hosts == ()
 
 
 def test_aws_region_is_only_checked_where_secrets_manager_uses_it():

@@ -374,6 +374,13 @@ def test_a_proxy_configuration_haproxy_rejects_stops_the_boot_before_anything_st
     assert not any(c.startswith("systemctl enable") for c in boot_machine.calls())
 
 
+def test_trusted_hosts_reach_the_app_with_loopback_for_the_health_checks():
+    env = boot.app_environment(make_spec(trusted_hosts=("app.example.com", "pyscale-alb.elb")))
+
+    assert env[Env.TRUSTED_HOSTS] == "app.example.com,pyscale-alb.elb,127.0.0.1,localhost"
+    assert Env.TRUSTED_HOSTS not in boot.app_environment(make_spec())
+
+
 def test_the_load_balancers_port_cannot_be_gunicorns_behind_the_proxy():
     with pytest.raises(boot.BootScriptError, match="app_port"):
         boot.render_user_data(make_spec(app_port=PORT_BEHIND_PROXY))

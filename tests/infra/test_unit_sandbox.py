@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.contract import HEALTH_PATH, READY_PATH
+from app.contract import HEALTH_PATH, READY_PATH, Env
 from infra import boot
 from infra.boot import proxy
 from tests.infra.test_boot_script import make_spec
@@ -33,6 +33,10 @@ from tests.support.servers import LOOPBACK, free_port, wait_until
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pyscale-dev-auth-AbCdEf"
+APP_HOST = "app.example.com"
+CLIENT_HOST = {"Host": APP_HOST}
+FOREIGN_HOST = {"Host": "evil.example"}
+ALB_CHECK_HOST = {"Host": "10.0.1.23:8000"}
 
 pytestmark = [
     pytest.mark.slow,
@@ -114,6 +118,9 @@ def test_app_and_proxy_serve_everything_they_need_inside_their_units_sandboxes(
             "NEAR_CACHE_MAX_BYTES": "0",  # every hit from Redis: TLS on every request
             "PROMETHEUS_MULTIPROC_DIR": str(runtime / "metrics"),
             "TMPDIR": str(private_tmp),
+            "TRUSTED_HOSTS": boot.app_environment(make_spec(trusted_hosts=(APP_HOST,)))[
+                Env.TRUSTED_HOSTS
+            ],
         }
         # GIVEN gunicorn behind the proxy, each inside its own unit's sandbox
         app = start_gunicorn(tmp_path / "app", env, wrapper=sandbox.command())
@@ -121,10 +128,12 @@ def test_app_and_proxy_serve_everything_they_need_inside_their_units_sandboxes(
         try:
             # WHEN requests come through the proxy, as from the load balancer
             base = f"http://{LOOPBACK}:{front.port}"
-            health = requests.get(base + HEALTH_PATH, timeout=5)
-            ready = requests.get(base + READY_PATH, timeout=5).json()
-            miss = requests.get(base + "/api/report/321", timeout=10)
-            hit = requests.get(base + "/api/report/321", timeout=10)
+            # The ALB's check carries the target's address as Host, a name no stack trusts
+            health = requests.get(base + HEALTH_PATH, headers=ALB_CHECK_HOST, timeout=5)
+            ready = requests.get(base + READY_PATH, headers=CLIENT_HOST, timeout=5).json()
+            miss = requests.get(base + "/api/report/321", headers=CLIENT_HOST, timeout=10)
+            hit = requests.get(base + "/api/report/321", headers=CLIENT_HOST, timeout=10)
+            foreign = requests.get(base + "/api/report/321", headers=FOREIGN_HOST, timeout=10)
             metrics_outside = requests.get(base + "/metrics", timeout=5).status_code
             metrics = requests.get(app.url + "/metrics", timeout=5).text
         finally:
@@ -134,6 +143,7 @@ def test_app_and_proxy_serve_everything_they_need_inside_their_units_sandboxes(
     # THEN everything answers: the cache over TLS with the token read over HTTPS, the
     # metrics from the files in the runtime directory, and gunicorn stops cleanly
     assert health.status_code == 200
+    assert foreign.status_code == 400
     assert ready["redis"]["status"] == "ok"
     assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
     assert hit.headers["X-Cache-Layer"] == "redis"

@@ -99,6 +99,16 @@ def test_a_client_set_script_name_neither_breaks_nor_reroots_the_app(topology):
     assert request(port, "/api" + HEALTH_PATH, {"SCRIPT_NAME": "/api"})[0] == 404
 
 
+def test_a_foreign_host_header_gets_a_400_instead_of_a_redirect_to_it(topology):
+    port = topology.state().port
+
+    status, headers, _ = request(port, "/api/report", {"Host": "evil.example"})
+    assert (status, "location" in headers) == (400, False)
+    # ... while the name the topology serves on is answered as before
+    status, headers, _ = request(port, "/api/report")
+    assert (status, headers["location"]) == (308, f"http://127.0.0.1:{port}/api/report/")
+
+
 # --- /metrics -------------------------------------------------------------------------------
 
 
