@@ -67,6 +67,10 @@ bench-app: install ## Benchmark one app instance: hello vs cached hit vs miss vs
 bench: install ## Benchmark the one-machine topology with wrk; tables + plots in bench/results/<date>/
 	$(VENV)/bin/python bench/bench_topology.py
 
+.PHONY: bench-slow-clients
+bench-slow-clients: install ## Slow clients vs one instance's gunicorn, alone and behind its proxy
+	$(VENV)/bin/python bench/bench_slow_clients.py
+
 # ---- The app's container image (container/Dockerfile, pyscale/image.py) ---------------------
 CONTAINER ?= podman
 IMAGE ?= pyscale-app

@@ -16,10 +16,11 @@ Worker class: `gthread`, WEB_THREADS threads per worker (default 4). Measured wi
 reference app"): app CPU per request gthread vs sync — hello 338 vs 339 us, near-cache hit
 391 vs 357, Redis hit 526 vs 487 — so sync is as cheap or up to ~10% cheaper there, even
 reconnecting for every request. gthread still wins where it matters in production, which
-loopback can't show: sync has no keep-alive and, per gunicorn's design docs, needs a
-buffering proxy (nginx) in front, while on EC2 the ALB talks to gunicorn directly and keeps
-connections alive; and with threads, a request waiting on the single-flight lock, a Redis
-timeout or a slow client holds one thread, not a whole process.
+loopback can't show: sync has no keep-alive, and with threads a request waiting on the
+single-flight lock or a Redis timeout holds one thread, not a whole process. A slow *client*
+would hold a gthread thread too, which is why gunicorn never faces clients itself: on EC2 a
+buffering HAProxy sits in front of it (infra/boot/proxy.py), locally the topology's HAProxy
+applies the same rules.
 """
 
 from __future__ import annotations

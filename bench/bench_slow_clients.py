@@ -8,7 +8,8 @@ What the decision in infra/boot/proxy.py rests on. An instance as the boot scrip
 
 - `direct`: gunicorn alone, as the ALB reached it before (the ALB streams request bodies);
 - `direct, 32 threads`: the cheap alternative — more threads per worker, nothing in front;
-- `proxy`: behind the instance's HAProxy, its configuration rendered by infra/boot/proxy.py.
+- `proxy`: behind the instance's HAProxy, its configuration rendered by infra/boot/proxy.py
+  (and once more with two HAProxy threads, HAProxy's default on 2 CPUs, for the hop's cost).
 
 For each: (1) what the extra hop costs — wrk on the health path and on `/`, requests/s,
 latency and CPU per request of everything serving (gunicorn + HAProxy); (2) what slow
@@ -46,6 +47,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from app.contract import HEALTH_PATH, Env  # noqa: E402
 from app.sizing import admitted_requests  # noqa: E402
 from bench.bench_app import parse_wrk  # noqa: E402  (one parser)
+from bench.bench_topology import write_index  # noqa: E402  (one index of the runs)
 from infra.boot import proxy  # noqa: E402
 from pyscale.local import processes  # noqa: E402
 from pyscale.local.ports import free_port  # noqa: E402
@@ -63,12 +65,14 @@ class Setup:
     name: str
     threads: int
     behind_proxy: bool
+    haproxy_threads: int = 1  # what infra/boot/proxy.py sets (nbthread)
 
 
 SETUPS = (
     Setup("direct", threads=4, behind_proxy=False),
     Setup("direct, 32 threads", threads=32, behind_proxy=False),
     Setup("proxy", threads=4, behind_proxy=True),
+    Setup("proxy, 2 HAProxy threads", threads=4, behind_proxy=True, haproxy_threads=2),
 )
 
 
@@ -81,6 +85,7 @@ class Throughput:
     p99_ms: float
     errors: int
     cpu_us_per_request: float
+    haproxy_cpu_us_per_request: float
 
 
 @dataclass(frozen=True)
@@ -148,15 +153,16 @@ def instance(setup: Setup, workers: int, workdir: Path) -> Iterator[Instance]:
         if setup.behind_proxy:
             port = free_port()
             config = workdir / f"proxy-{port}.cfg"
-            config.write_text(
-                proxy.render_instance_config(
-                    proxy.InstanceProxy(
-                        listen_port=port,
-                        trusted_forwarders=LOOPBACK,
-                        gunicorn_port=gunicorn_port,
-                        listen_address=LOOPBACK,
-                    )
+            rendered = proxy.render_instance_config(
+                proxy.InstanceProxy(
+                    listen_port=port,
+                    trusted_forwarders=LOOPBACK,
+                    gunicorn_port=gunicorn_port,
+                    listen_address=LOOPBACK,
                 )
+            )
+            config.write_text(
+                rendered.replace("nbthread 1\n", f"nbthread {setup.haproxy_threads}\n", 1)
             )
             admitted = admitted_requests(workers, setup.threads)
             front = subprocess.Popen(
@@ -178,13 +184,20 @@ def throughput(setup: Setup, target: Instance, path: str, args) -> Throughput:
     url = f"http://{LOOPBACK}:{target.port}{path}"
     wrk = [WRK, "-t2", f"-c{args.connections}", "--latency", "--timeout", "5s"]
     subprocess.run([*wrk, "-d1s", url], capture_output=True, check=True)  # warm-up
-    cpu_before = sum(processes.group_cpu_seconds(group) for group in target.groups)
+    cpu_before = [processes.group_cpu_seconds(group) for group in target.groups]
     output = subprocess.run(
         [*wrk, f"-d{args.duration}s", url], capture_output=True, text=True, check=True
     ).stdout
-    cpu = sum(processes.group_cpu_seconds(group) for group in target.groups) - cpu_before
+    cpu = [
+        processes.group_cpu_seconds(group) - before
+        for group, before in zip(target.groups, cpu_before, strict=True)
+    ]
     rps, p50, p99, errors, completed = parse_wrk(output)
-    return Throughput(setup.name, path, rps, p50, p99, errors, cpu * 1e6 / max(completed, 1))
+    per_request = 1e6 / max(completed, 1)
+    haproxy = cpu[1] if len(cpu) > 1 else 0.0  # groups: gunicorn, then HAProxy
+    return Throughput(
+        setup.name, path, rps, p50, p99, errors, sum(cpu) * per_request, haproxy * per_request
+    )
 
 
 def under_attack(setup: Setup, target: Instance, attackers: int, args) -> UnderAttack:
@@ -217,23 +230,49 @@ def under_attack(setup: Setup, target: Instance, attackers: int, args) -> UnderA
     )
 
 
+def median_of(rows: list[Throughput]) -> Throughput:
+    def median(field: str) -> float:
+        return statistics.median(getattr(row, field) for row in rows)
+
+    return Throughput(
+        rows[0].setup,
+        rows[0].path,
+        median("requests_per_second"),
+        median("p50_ms"),
+        median("p99_ms"),
+        sum(row.errors for row in rows),
+        median("cpu_us_per_request"),
+        median("haproxy_cpu_us_per_request"),
+    )
+
+
 def markdown(rates: list[Throughput], attacks: list[UnderAttack], info: dict, args) -> str:
     lines = [
         "# Slow clients against one instance: gunicorn alone vs behind the instance proxy",
         "",
         f"`bench/bench_slow_clients.py` on {info['machine']}; {info['versions']}; load "
         f"average {info['load_average']}. gunicorn gthread, {args.workers} workers; wrk "
-        f"-t2 -c{args.connections}, {args.duration} s per row after 1 s of warm-up, over "
-        "loopback (wrk shares the cores with what it measures).",
+        f"-t2 -c{args.connections}, {args.duration} s per row after 1 s of warm-up, medians "
+        f"of {args.rounds} interleaved rounds, over loopback (wrk shares the cores with what "
+        "it measures).",
+        "",
+        "- **direct**: gunicorn alone; a client's bytes reach it as they arrive, as through "
+        "the ALB, which streams request bodies to its targets;",
+        "- **direct, 32 threads**: the same with eight times the threads per worker (the cheap "
+        "alternative to a proxy);",
+        "- **proxy**: behind the instance's HAProxy (infra/boot/proxy.py), as the boot script "
+        "sets it up (one HAProxy thread);",
+        "- **proxy, 2 HAProxy threads**: the same with HAProxy's default here (a thread per CPU).",
         "",
         "## What the hop costs",
         "",
-        "| setup | path | req/s | p50 ms | p99 ms | errors | CPU µs/req (gunicorn + HAProxy) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| setup | path | req/s | p50 ms | p99 ms | errors | CPU µs/req, all | of it HAProxy |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r.setup} | `{r.path}` | {r.requests_per_second:,.0f} | {r.p50_ms:.2f} | "
-        f"{r.p99_ms:.2f} | {r.errors} | {r.cpu_us_per_request:,.0f} |"
+        f"{r.p99_ms:.2f} | {r.errors} | {r.cpu_us_per_request:,.0f} | "
+        f"{r.haproxy_cpu_us_per_request:,.0f} |"
         for r in rates
     ]
     lines += [
@@ -264,19 +303,24 @@ def main() -> None:
     parser.add_argument("--probe-seconds", type=int, default=12, help="probing per row (12)")
     parser.add_argument("--duration", type=int, default=5, help="wrk seconds per row (5)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds, interleaved (3)")
     parser.add_argument("--output", type=Path, default=None, help="bench/results/<date>")
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
-    rates: list[Throughput] = []
+    samples: dict[tuple[str, str], list[Throughput]] = {}
     attacks: list[UnderAttack] = []
     workdir = Path(tempfile.mkdtemp(prefix="pyscale-bench-slow-"))
     try:
-        for setup in SETUPS:
-            with instance(setup, args.workers, workdir) as target:
-                for path in (HEALTH_PATH, "/"):
-                    rates.append(throughput(setup, target, path, args))
-                    print(rates[-1], flush=True)
+        # Rounds interleave the setups, so a burst of other work on the machine hits all alike.
+        for _ in range(args.rounds):
+            for setup in SETUPS:
+                with instance(setup, args.workers, workdir) as target:
+                    for path in (HEALTH_PATH, "/"):
+                        sample = throughput(setup, target, path, args)
+                        samples.setdefault((setup.name, path), []).append(sample)
+                        print(sample, flush=True)
+        for setup in SETUPS[:3]:  # the thread count changes nothing about buffering
             for attackers in (int(n) for n in args.attackers.split(",")):
                 # A fresh instance per row: a starved one may still be busy with the last.
                 with instance(setup, args.workers, workdir) as target:
@@ -284,6 +328,7 @@ def main() -> None:
                     print(attacks[-1], flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    rates = [median_of(rows) for rows in samples.values()]
 
     haproxy = subprocess.run([HAPROXY, "-v"], capture_output=True, text=True).stdout.split()[2]
     info = {
@@ -307,6 +352,7 @@ def main() -> None:
         + "\n"
     )
     (output / "slow_clients.md").write_text(markdown(rates, attacks, info, args))
+    write_index()
     print(f"wrote {output / 'slow_clients.md'}")
 
 

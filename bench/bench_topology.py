@@ -364,9 +364,14 @@ def plot(measurements: list[Measurement], sweep: str, path: Path) -> None:
 
 
 def write_index() -> None:
-    runs = sorted((p for p in RESULTS_DIR.iterdir() if (p / "results.md").is_file()), reverse=True)
+    """bench/results/README.md: every run's tables, latest first (the topology's results.md,
+    and what other benchmarks wrote there, e.g. bench_slow_clients.py's slow_clients.md)."""
+    runs = sorted((p for p in RESULTS_DIR.iterdir() if any(p.glob("*.md"))), reverse=True)
     lines = ["# Benchmark results (latest first)", ""]
-    lines += [f"- [{run.name}]({run.name}/results.md)" for run in runs]
+    for run in runs:
+        tables = sorted(run.glob("*.md"), key=lambda table: table.name != "results.md")
+        links = ", ".join(f"[{table.stem}]({run.name}/{table.name})" for table in tables)
+        lines.append(f"- {run.name}: {links}")
     (RESULTS_DIR / "README.md").write_text("\n".join(lines) + "\n")
 
 

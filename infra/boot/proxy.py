@@ -118,6 +118,11 @@ def render_instance_config(proxy: InstanceProxy) -> str:
 # Rendered by pyscale (infra/boot/proxy.py): the buffering proxy in front of gunicorn.
 global
     maxconn 4096
+    # One thread: on 2 vCPUs a second one cost HAProxy 2-4x the CPU per request (it
+    # competes with gunicorn's workers for the same cores; bench/bench_slow_clients.py,
+    # bench/results/2026-12-01), and one serves more requests per second than gunicorn
+    # can on the stacks' 2-vCPU instance types. Raise it for types with many vCPUs.
+    nbthread 1
     # Notices only (to the journal): not one line per request, gunicorn logs those.
     log stdout format raw daemon notice
 
@@ -148,6 +153,8 @@ frontend {INSTANCE_FRONTEND}
 
 backend {INSTANCE_BACKEND}
     {indent.join(backend_buffering())}
+    # One local gunicorn, every request alike: any idle connection to it will do.
+    http-reuse always
     server gunicorn {gunicorn} maxconn "${{{ADMITTED_REQUESTS_VARIABLE}}}"
 
 backend {HEALTH_BACKEND}
