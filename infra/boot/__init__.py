@@ -243,6 +243,10 @@ def proxy_unit() -> str:
             "[Service]",
             f"EnvironmentFile={PROXY_ENV_FILE}",
             f"ExecStart={HAPROXY} -db -f {PROXY_CONFIG}",
+            # HAProxy's soft stop: no new connections, the ones in flight finish (SIGTERM
+            # would cut them); bounded as gunicorn's stop is.
+            "KillSignal=SIGUSR1",
+            f"TimeoutStopSec={GRACEFUL_TIMEOUT_SECONDS + 10}",
             "Restart=always",
             "RestartSec=2",
             "DynamicUser=true",

@@ -93,6 +93,7 @@ NOT_SANDBOXING = frozenset(
         "ExecStart",
         "ExecReload",
         "KillMode",
+        "KillSignal",
         "TimeoutStopSec",
         "Restart",
         "RestartSec",
