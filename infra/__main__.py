@@ -78,6 +78,12 @@ fleet = Fleet(
         release=release.installable,
         cache=cache.connection,
         forwarded_allow_ips=settings.network.alb_source_range,
+        # With a domain the stack knows every name clients use (the domain, and the ALB's
+        # own for checks by hand); without one, any name may point at the ALB (README
+        # "Security": not restricted).
+        trusted_hosts=(
+            [settings.edge.domain_name, load_balancer.dns_name] if settings.edge.domain_name else []
+        ),
         # Provider default tags do not reach the ASG or the instances it launches.
         tags=settings.tag_map,
     ),

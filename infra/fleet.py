@@ -81,7 +81,10 @@ class FleetArgs:
         requests-per-target resource label.
     release, cache: what the boot script installs and connects to (AppRelease.installable,
         Cache.connection).
-    forwarded_allow_ips: addresses gunicorn trusts for X-Forwarded-* (the VPC CIDR).
+    forwarded_allow_ips: addresses whose X-Forwarded-* the instance's proxy keeps (the VPC
+        CIDR; gunicorn trusts the proxy only).
+    trusted_hosts: the names clients reach the app by (TRUSTED_HOSTS on the instances: any
+        other Host gets a 400); empty: any Host.
     app_port: the app's port (app.contract.DEFAULT_PORT).
     tags: tags for every resource, propagated to instances and volumes.
     target_group_listeners: the listener(s) forwarding to the target group. AWS refuses an
@@ -101,6 +104,7 @@ class FleetArgs:
     release: ReleaseObject
     cache: CacheConnection
     forwarded_allow_ips: str
+    trusted_hosts: Sequence[pulumi.Input[str]] = ()
     app_port: int = DEFAULT_PORT
     tags: Mapping[str, str] = field(default_factory=dict)
     target_group_listeners: Sequence[pulumi.Resource] = ()
@@ -235,7 +239,7 @@ class Fleet(pulumi.ComponentResource):
         release, cache = args.release, args.cache
 
         def render(values: list) -> str:
-            bucket, version_id, endpoint, secret_arn, log_group = values
+            bucket, version_id, endpoint, secret_arn, log_group, *trusted_hosts = values
             spec = boot.BootSpec(
                 region=args.region,
                 architecture=fleet.architecture,  # type: ignore[arg-type]
@@ -257,6 +261,7 @@ class Fleet(pulumi.ComponentResource):
                 log_group_name=log_group,
                 web_concurrency=fleet.web_concurrency,
                 app_port=args.app_port,
+                trusted_hosts=tuple(trusted_hosts),
             )
             return boot.encode_user_data(boot.render_user_data(spec))
 
@@ -267,6 +272,7 @@ class Fleet(pulumi.ComponentResource):
             cache.endpoint,
             cache.auth_secret_arn,
             self.log_group.name,
+            *args.trusted_hosts,
         ).apply(render)
 
     def _launch_template(self, profile: aws.iam.InstanceProfile) -> aws.ec2.LaunchTemplate:

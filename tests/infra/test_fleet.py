@@ -427,3 +427,17 @@ def test_a_new_vpc_without_nat_is_refused_since_instances_could_not_install_the_
 
     with pytest.raises(ConfigError, match=r"pyscale:natGateways: none leaves the app instances"):
         load_settings(config, "dev")
+
+
+def test_a_stack_with_a_domain_has_its_instances_answer_that_name_and_the_albs_only(
+    shipped_run,
+):
+    prod, dev = shipped_run("prod"), shipped_run("dev")
+    alb_dns_name = prod.one("aws:lb/loadBalancer:LoadBalancer").outputs["dnsName"]
+
+    assert (
+        f"TRUSTED_HOSTS=app.example.com,{alb_dns_name},127.0.0.1,localhost"
+        in user_data_of(prod).splitlines()
+    )
+    # Without a domain, any name may be pointed at the ALB: not restricted (README Security)
+    assert "TRUSTED_HOSTS=" not in user_data_of(dev)
