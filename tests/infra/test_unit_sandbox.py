@@ -32,6 +32,7 @@ from tests.support.secrets_manager import fake_secrets_manager
 from tests.support.servers import LOOPBACK, free_port, wait_until
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pyscale-dev-auth-AbCdEf"
 APP_HOST = "app.example.com"
 CLIENT_HOST = {"Host": APP_HOST}
@@ -45,9 +46,10 @@ def sandbox_works_here() -> bool:
     if os.geteuid() != 0 or SYSTEMD_ANALYZE is None or not Path(HAPROXY).exists():
         return False
     probe = Sandbox.from_unit(boot.proxy_unit(), writable=[])
-    return (
-        subprocess.run([*probe.command(), "true"], capture_output=True, check=False).returncode == 0
+    done = subprocess.run(
+        [*probe.command(), "true"], cwd=REPO_ROOT, capture_output=True, check=False
     )
+    return done.returncode == 0
 
 
 pytestmark = [
@@ -201,7 +203,7 @@ def start_proxy(tmp_path: Path, gunicorn_port: int) -> Proxy:
         process = subprocess.Popen(
             [*sandbox.command(), HAPROXY, "-db", "-f", str(config)],
             env={**os.environ, proxy.ADMITTED_REQUESTS_VARIABLE: "3"},
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=REPO_ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
