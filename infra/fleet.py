@@ -104,7 +104,7 @@ class FleetArgs:
     release: ReleaseObject
     cache: CacheConnection
     forwarded_allow_ips: str
-    trusted_hosts: Sequence[pulumi.Input[str]] = ()
+    trusted_hosts: Sequence[pulumi.Input[str]]
     app_port: int = DEFAULT_PORT
     tags: Mapping[str, str] = field(default_factory=dict)
     target_group_listeners: Sequence[pulumi.Resource] = ()

@@ -74,6 +74,7 @@ def fleet_args() -> FleetArgs:
             ttl_seconds=300,
         ),
         forwarded_allow_ips="10.0.0.0/16",
+        trusted_hosts=[],
     )
 
 
