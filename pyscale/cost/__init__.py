@@ -23,7 +23,8 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "cost.schema.json"
 
 @cache
 def load_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
 
 
 __all__ = [
