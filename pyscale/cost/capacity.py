@@ -16,7 +16,8 @@ Everything here is an extrapolation and says so in the document: the per-core fi
 measured on one machine's CPU model, counts HAProxy and Redis CPU that on AWS runs in the ALB
 and ElastiCache (so it understates an app instance), and a Graviton vCPU is a physical core
 while an x86 vCPU is a hyperthread. No figure is typed by hand: rerunning the benchmark writes
-a newer results directory, and the newest one is used.
+a newer results directory, and the newest one that measured the endpoint scenarios is
+used.
 
 Importing this module stays cheap (no Pulumi SDK): bench/bench_topology.py imports its
 scenario labels from here, so the labels it writes and the ones read here are one constant.
@@ -88,17 +89,24 @@ class Benchmark:
 
 
 def newest_results(results_dir: Path = RESULTS_DIR) -> Path:
-    """The results.json of the newest dated run (directory names are ISO dates)."""
+    """The results.json of the newest dated run that measured the endpoint scenarios
+    (directory names are ISO dates; a run of other sweeps only, e.g. ``--sweeps redis``,
+    leaves the previous figures in force)."""
     runs = sorted(
-        (path for path in results_dir.iterdir() if (path / RESULTS_FILE).is_file()),
-        key=lambda path: path.name,
+        (path / RESULTS_FILE for path in results_dir.iterdir() if (path / RESULTS_FILE).is_file()),
+        key=lambda path: path.parent.name,
+        reverse=True,
     )
-    if not runs:
-        raise BenchmarkError(
-            f"no benchmark results under {results_dir} (run `make bench` to write "
-            f"bench/results/<date>/{RESULTS_FILE})"
-        )
-    return runs[-1] / RESULTS_FILE
+    for path in runs:
+        try:
+            load_benchmark(path)
+        except BenchmarkError:
+            continue
+        return path
+    raise BenchmarkError(
+        f"no benchmark results with the {ENDPOINT_SWEEP!r} sweep under {results_dir} (run "
+        f"`make bench` to write bench/results/<date>/{RESULTS_FILE})"
+    )
 
 
 def load_benchmark(path: Path | None = None) -> Benchmark:

@@ -133,8 +133,16 @@ def test_results_without_a_scenario_are_refused_naming_it(tmp_path: Path) -> Non
     path = write_results(tmp_path / "2026-11-25", {"near_cache_hit": 0.5, "redis_hit": 1.0})
     with pytest.raises(BenchmarkError, match="miss"):
         load_benchmark(path)
-    with pytest.raises(BenchmarkError, match="no benchmark results"):
-        newest_results(tmp_path / "2026-11-25")
+    with pytest.raises(BenchmarkError, match="no benchmark results with the 'endpoints' sweep"):
+        newest_results(tmp_path)
+
+
+def test_a_newer_run_of_other_sweeps_leaves_the_last_endpoint_figures_in_force(
+    tmp_path: Path,
+) -> None:
+    measured = write_results(tmp_path / "2026-11-25", ALL)
+    write_results(tmp_path / "2026-12-01", {"redis_hit": 2.0})  # e.g. `--sweeps redis`
+    assert newest_results(tmp_path) == measured
 
 
 def test_the_committed_results_are_what_each_stacks_capacity_quotes(cost_json) -> None:
