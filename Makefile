@@ -88,6 +88,10 @@ PLAN_FORMAT ?= text
 plan: $(VENV)/.synced ## Offline plan of STACK, no cloud needed (PLAN_FORMAT=json|markdown, DIFF="dev prod", REPORT=file appends)
 	@$(VENV)/bin/pyscale plan $(if $(DIFF),--diff $(DIFF),--stack $(STACK)) $(if $(filter json markdown,$(PLAN_FORMAT)),--$(PLAN_FORMAT)) $(if $(REPORT),>> "$(REPORT)")
 
+.PHONY: bench-boot
+bench-boot: install ## Time the boot's install path: the release's wheelhouse (--no-index) vs PyPI (needs python3.12, PyPI)
+	$(VENV)/bin/python bench/bench_boot.py
+
 .PHONY: bench-plan
 bench-plan: $(VENV)/.synced ## Time `pyscale plan --stack prod` end to end (target <= 5 s on 2 cores)
 	$(VENV)/bin/python bench/bench_plan.py

@@ -31,7 +31,9 @@ settings = load_from_pulumi()
 name = f"{settings.project}-{settings.stack}"
 log_retention_days = settings.monitoring.log_retention_days
 # Built before any resource is registered: a wrong appSourceDir/wsgiModule fails cleanly.
-artifact = build_release(Path(__file__).resolve().parent.parent, settings.release)
+artifact = build_release(
+    Path(__file__).resolve().parent.parent, settings.release, settings.fleet.architecture
+)
 
 network = Network(name, NetworkArgs(settings=settings.network))
 security_groups = SecurityGroups(
@@ -111,6 +113,8 @@ pulumi.export("cacheMode", "cluster" if cache.cluster_mode else "single-shard")
 if cache.auth_secret_arn is not None:
     pulumi.export("cacheAuthSecretArn", cache.auth_secret_arn)
 pulumi.export("asgName", fleet.asg_name)
+# What `pyscale deploy wait` verifies the instances run (pyscale/deploy/outputs.py).
+pulumi.export("launchTemplateVersion", fleet.launch_template_version)
 pulumi.export("instanceType", fleet.instance_type)
 pulumi.export("architecture", fleet.architecture)
 pulumi.export("artifactLocation", release.location)

@@ -11,8 +11,11 @@ the instance role.
 - Auto Scaling group in the private subnets: ELB health checks with a grace period; the
   launch template pinned to its latest *version number* (never ``$Latest``), so a new
   instance type, AMI or release is a new version and starts a rolling instance refresh
-  that keeps ``refresh_min_healthy_percent`` in service, launches before it terminates,
-  and rolls back by itself if the new instances fail their health checks.
+  that keeps ``refresh_min_healthy_percent`` in service and launches before it
+  terminates; the 5xx and unhealthy-host alarms fail the refresh. A launch lifecycle hook
+  keeps each new instance out of service until its boot script reports /healthz answering.
+  `pulumi up` does not wait for the refresh: ``pyscale deploy wait`` does, verifies, and
+  rolls back to the previous version (AWS's own rollback is off: see the group below).
 - Scaling: target tracking on average CPU and on ALB requests per target; optional
   scheduled actions; optional maximum instance lifetime. Scaling owns the running
   capacity after the first deploy: ``desired_capacity`` drift is ignored.
@@ -35,6 +38,7 @@ import pulumi_aws as aws
 from app.contract import DEFAULT_PORT
 from infra import boot
 from infra.cache import CacheConnection
+from infra.monitoring import REFRESH_GUARD_ALARMS, alarm_name
 from infra.release import ReleaseObject
 from infra.settings import FleetPurchase, FleetSettings
 
@@ -55,6 +59,10 @@ GROUP_METRICS = (
     "GroupTotalInstances",
 )
 SECONDS_PER_DAY = 86_400
+# How long a launching instance may take to boot before the group abandons it: dnf, the S3
+# download, the install (a few seconds from the release's wheelhouse: bench/bench_boot.py)
+# and gunicorn's start, with a wide margin for a slow dnf mirror (AWS allows 30-7200).
+LAUNCH_HOOK_TIMEOUT_SECONDS = 600
 
 
 def partition_of(region: str) -> str:
@@ -208,8 +216,28 @@ class Fleet(pulumi.ComponentResource):
                 "Effect": "Allow",
                 # GetObjectVersion: the boot script fetches the exact version it was built for.
                 "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                "Resource": args.release.object_arn,
+                "Resource": args.release.releases_arn,
             }
+        ]
+        statements += [
+            {
+                # The boot script completes its own launch lifecycle action (infra/boot).
+                "Sid": "CompleteTheLaunch",
+                "Effect": "Allow",
+                "Action": "autoscaling:CompleteLifecycleAction",
+                # Pulumi autonames the group "<name>-asg-<hex>"; its ARN carries a UUID.
+                "Resource": (
+                    f"arn:{partition}:autoscaling:{args.region}:*:autoScalingGroup:*:"
+                    f"autoScalingGroupName/{name}-asg-*"
+                ),
+            },
+            {
+                # Which group the instance is in (no resource-level permissions exist).
+                "Sid": "FindTheGroup",
+                "Effect": "Allow",
+                "Action": "autoscaling:DescribeAutoScalingInstances",
+                "Resource": "*",
+            },
         ]
         if args.cache.auth_secret_arn is not None:
             statements.append(
@@ -382,9 +410,32 @@ class Fleet(pulumi.ComponentResource):
                     min_healthy_percentage=min_healthy,
                     max_healthy_percentage=refresh_max_healthy_percent(min_healthy),
                     instance_warmup=str(fleet.instance_warmup_seconds),
-                    auto_rollback=True,
+                    # Off on purpose: the provider points the group at the new launch template
+                    # version before it starts the refresh, so AWS's rollback would return to
+                    # that same version (terraform-provider-aws#34189). `pyscale deploy wait`
+                    # rolls back to the previous version instead.
+                    auto_rollback=False,
+                    # A release that answers 5xx or fails its health check once registered
+                    # fails its own refresh (then deploy wait rolls it back). Alarm names are
+                    # fixed strings, so no dependency on the Monitoring component.
+                    alarm_specification=aws.autoscaling.GroupInstanceRefreshPreferencesAlarmSpecificationArgs(
+                        alarms=[alarm_name(name, label) for label in REFRESH_GUARD_ALARMS]
+                    ),
                 ),
             ),
+            # In place before the first instance (the provider creates the group at size 0,
+            # adds the hook, then sets the sizes; a separate LifecycleHook resource would come
+            # after the first instances and the warm pool's first fill). The boot script
+            # completes it: CONTINUE once /healthz answers, ABANDON on failure; ABANDON too
+            # if it never answers. Changing a hook replaces the group (ForceNew).
+            initial_lifecycle_hooks=[
+                aws.autoscaling.GroupInitialLifecycleHookArgs(
+                    name=boot.LAUNCH_HOOK_NAME,
+                    lifecycle_transition="autoscaling:EC2_INSTANCE_LAUNCHING",
+                    default_result="ABANDON",
+                    heartbeat_timeout=LAUNCH_HOOK_TIMEOUT_SECONDS,
+                )
+            ],
             # Spot: replace an instance when AWS signals it is at risk, before it is taken.
             capacity_rebalance=fleet.uses_spot,
             max_instance_lifetime=(

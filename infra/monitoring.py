@@ -83,6 +83,17 @@ class MonitoringArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+# The alarms an instance refresh watches (infra/fleet.py: alarm_specification): a release
+# that answers 5xx or fails its health check after registering stops its own refresh.
+REFRESH_GUARD_ALARMS = ("alb-5xx-rate", "unhealthy-hosts")
+
+
+def alarm_name(component_name: str, label: str) -> str:
+    """An alarm's name: fixed strings, so the fleet can name the refresh's guard alarms
+    before Monitoring (which needs the group's name) exists."""
+    return f"{component_name}-{label}"
+
+
 def cache_node_suffixes(cluster_mode: bool, shards: int, replicas_per_shard: int) -> list[str]:
     """Member cluster id suffixes, as ElastiCache names them (see the module docstring)."""
     nodes = range(1, replicas_per_shard + 2)
@@ -146,7 +157,7 @@ class Monitoring(pulumi.ComponentResource):
         self._alarms.append(
             aws.cloudwatch.MetricAlarm(
                 f"{self._name}-{label}",
-                name=f"{self._name}-{label}",
+                name=alarm_name(self._name, label),
                 alarm_description=description,
                 alarm_actions=[self.topic.arn],
                 ok_actions=[self.topic.arn],

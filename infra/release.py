@@ -7,14 +7,26 @@ The archive holds
 - the user's own app directory (``pyscale:appSourceDir``) when it is not ``app``, at its
   path relative to the repository, so ``pyscale:wsgiModule`` imports from the archive root;
 - ``requirements.txt`` — the ``[project] dependencies`` closure from uv.lock, every
-  distribution pinned with its SHA-256 hashes (``uv export``), installed on the instance
-  with ``pip --require-hashes``.
+  distribution pinned with its SHA-256 hashes (``uv export``); for a fleet, with the
+  environment markers evaluated for the instance (infra/wheelhouse.py);
+- ``wheelhouse/`` — for a fleet, those distributions as wheels for its architecture
+  (manylinux, CPython 3.12, hash-checked), so the instance installs with ``pip
+  --no-index`` and its boot never reaches a package index.
 
 Reproducible: sorted entries, fixed mtime, owner and modes, and no compression — gzip
 output depends on the zlib build, which would make two machines disagree about the hash of
-the same app. (The archive is a few hundred KB.) So the SHA-256 changes exactly when the
-app, its gunicorn settings or its locked dependencies change; the fleet puts it (and the
-S3 object version) in the launch template, and a new hash rolls the fleet.
+the same app (and the wheels are compressed already). So the SHA-256 changes exactly when
+the app, its gunicorn settings, its locked dependencies or the fleet's architecture
+change.
+
+Content-addressed: the archive is the object ``releases/<sha256>.tar``. A new release is a
+new key (a new launch template version rolls the fleet); nothing depends on when the
+bucket's versioning takes effect (AWS advises waiting up to 15 minutes after enabling it
+before writing; a write before then gets no version id); a rollback's launch template
+still names its own object: Pulumi deletes the old key (a delete marker, the bucket is
+versioned), and the old version stays readable by its version id — ``null`` when it was
+written unversioned — until the lifecycle rule expires it NONCURRENT_VERSION_DAYS later.
+The instance role reads exactly the ``releases/`` prefix.
 """
 
 from __future__ import annotations
@@ -34,10 +46,12 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.settings import ReleaseSettings
+from infra.wheelhouse import WheelhouseError, build_wheelhouse
 
 REFERENCE_APP_DIR: Final = "app"
 REQUIREMENTS_NAME: Final = "requirements.txt"
-ARTIFACT_KEY: Final = "releases/app.tar"
+RELEASES_PREFIX: Final = "releases/"
+WHEELHOUSE_DIR: Final = "wheelhouse"
 # 1980-01-01: the earliest date zip-based tools accept; any constant would do.
 FIXED_MTIME: Final = 315_532_800
 _SKIPPED_DIRS: Final = frozenset({"__pycache__", "node_modules"})
@@ -57,6 +71,15 @@ class ReleaseArtifact:
     path: Path
     sha256: str
     members: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """The S3 key: the content's own hash."""
+        return f"{RELEASES_PREFIX}{self.sha256}.tar"
+
+    @property
+    def size_bytes(self) -> int:
+        return self.path.stat().st_size
 
     @property
     def version(self) -> str:
@@ -147,6 +170,7 @@ def build_artifact(
     wsgi_module: str = "app.wsgi:app",
     out_dir: Path | None = None,
     requirements: str | None = None,
+    architecture: str | None = None,
 ) -> ReleaseArtifact:
     """Build the release archive; raises ReleaseError naming what is missing.
 
@@ -155,6 +179,9 @@ def build_artifact(
         must be in the archive.
     out_dir: where the archive is written (default ``<repo_root>/.pyscale/releases``).
     requirements: the pinned requirements text; None exports it from uv.lock.
+    architecture: the fleet's ('arm64' or 'x86_64'): ships its wheelhouse and the
+        requirements evaluated for it. None: the requirements as exported, no wheels (the
+        container image downloads its own).
     """
     out_dir = out_dir if out_dir is not None else repo_root / ".pyscale" / "releases"
     for key, directory in (
@@ -175,11 +202,23 @@ def build_artifact(
             "); the module path is relative to the repository root"
         )
     text = export_requirements(repo_root) if requirements is None else requirements
+    if architecture is not None:
+        try:
+            house = build_wheelhouse(text, architecture)
+        except WheelhouseError as error:
+            raise ReleaseError(f"the release's wheelhouse: {error}") from None
+        text = house.requirements
+        for wheel_name, wheel_path in house.wheels.items():
+            files[f"{WHEELHOUSE_DIR}/{wheel_name}"] = wheel_path.read_bytes()
     files[REQUIREMENTS_NAME] = text.encode()
     data = archive_bytes(files)
     digest = hashlib.sha256(data).hexdigest()
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"app-{digest[:12]}.tar"
+    # Named by content: the path a FileAsset reads is not part of what Pulumi diffs (an
+    # asset equals another by hash alone: pulumi sdk/go/common/resource/asset Asset.Equals;
+    # the bridge hands the provider a temp copy named by that hash), so another checkout's
+    # path changes nothing; the name only keeps builds of different content apart.
+    path = out_dir / f"{digest}.tar"
     if not path.exists():
         # Write then rename: a concurrent run never sees a half-written archive.
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -188,9 +227,12 @@ def build_artifact(
     return ReleaseArtifact(path=path, sha256=digest, members=tuple(sorted(files)))
 
 
-def build_release(repo_root: Path, settings: ReleaseSettings) -> ReleaseArtifact:
-    """The stack's release archive (``appSourceDir``, ``wsgiModule``)."""
-    return build_artifact(repo_root, settings.app_source_dir, settings.wsgi_module)
+def build_release(repo_root: Path, settings: ReleaseSettings, architecture: str) -> ReleaseArtifact:
+    """The stack's release archive (``appSourceDir``, ``wsgiModule``) with the wheelhouse
+    of the fleet's architecture."""
+    return build_artifact(
+        repo_root, settings.app_source_dir, settings.wsgi_module, architecture=architecture
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,8 +259,10 @@ class ReleaseObject:
 
     bucket_name: pulumi.Input[str]
     object_key: str
-    object_arn: pulumi.Input[str]
+    releases_arn: pulumi.Input[str]
+    """``<bucket arn>/releases/*``: what the instance role may read."""
     version_id: pulumi.Input[str]
+    """The object's version id; ``null`` when S3 wrote it before versioning took effect."""
     sha256: str
     app_version: str
     wsgi_module: str
@@ -240,7 +284,7 @@ class AppRelease(pulumi.ComponentResource):
         self.artifact = args.artifact
         self.sha256: str = self.artifact.sha256
         self.app_version: str = self.artifact.version
-        self.object_key: str = ARTIFACT_KEY
+        self.object_key: str = self.artifact.key
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(args.tags)
 
@@ -289,8 +333,13 @@ class AppRelease(pulumi.ComponentResource):
                     id="expire-old-releases",
                     status="Enabled",
                     filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="releases/"),
+                    # A superseded release (Pulumi deleted its key) stays readable by version
+                    # id this long, for rollbacks; then it and its delete marker go.
                     noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
                         noncurrent_days=NONCURRENT_VERSION_DAYS
+                    ),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
+                        expired_object_delete_marker=True
                     ),
                     abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                         days_after_initiation=1
@@ -322,13 +371,12 @@ class AppRelease(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )
-        # One key, many versions: each release is a new version of the same object, so the
-        # instance role reads exactly one object, and a rollback's launch template still
-        # finds its own (older) version. Versioning must be on before the upload.
+        # Content-addressed (see the module docstring): a new release is a new key, which
+        # Pulumi creates before it deletes the old one.
         self.object = aws.s3.BucketObjectv2(
             f"{name}-artifact",
             bucket=self.bucket.id,
-            key=ARTIFACT_KEY,
+            key=self.object_key,
             source=pulumi.FileAsset(str(self.artifact.path)),
             content_type="application/x-tar",
             server_side_encryption="AES256",
@@ -341,16 +389,21 @@ class AppRelease(pulumi.ComponentResource):
         self.bucket_name: pulumi.Output[str] = self.bucket.bucket
         self.bucket_arn: pulumi.Output[str] = self.bucket.arn
         self.object_arn: pulumi.Output[str] = pulumi.Output.concat(
-            self.bucket.arn, "/", ARTIFACT_KEY
+            self.bucket.arn, "/", self.object_key
         )
-        self.version_id: pulumi.Output[str] = self.object.version_id
+        # S3 answers a write that came before versioning took effect with no version id;
+        # that object is the "null" version, which GET ?versionId=null still reads after
+        # Pulumi deletes its key.
+        self.version_id: pulumi.Output[str] = self.object.version_id.apply(
+            lambda version: version or "null"
+        )
         self.location: pulumi.Output[str] = pulumi.Output.concat(
-            "s3://", self.bucket.bucket, "/", ARTIFACT_KEY
+            "s3://", self.bucket.bucket, "/", self.object_key
         )
         self.installable = ReleaseObject(
             bucket_name=self.bucket_name,
             object_key=self.object_key,
-            object_arn=self.object_arn,
+            releases_arn=pulumi.Output.concat(self.bucket.arn, "/", RELEASES_PREFIX, "*"),
             version_id=self.version_id,
             sha256=self.sha256,
             app_version=self.app_version,

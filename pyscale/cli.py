@@ -3,7 +3,8 @@
 `pyscale local up|roll|status|down` drive the one-machine topology (pyscale/local/).
 `pyscale cache rotate-auth` rotates a deployed stack's cache AUTH token (pyscale/cache_auth.py).
 `pyscale plan` and `pyscale cost` run a stack's program offline (pyscale/plan/, pyscale/cost/).
-`pyscale deploy wait` verifies a deploy on AWS and rolls it back (pyscale/deploy/).
+`pyscale deploy wait` verifies a deploy on AWS and rolls it back (pyscale/deploy/);
+`pyscale iam-policy` prints the deploy role's policy (pyscale/iam_policy.py).
 Every error the user can fix is printed as one clear message with a non-zero exit, never
 a traceback.
 """
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from app.contract import Env
+from pyscale import stacks
 from pyscale.cost.command import cost as cost_command
 from pyscale.deploy.command import deploy_app
 from pyscale.local import haproxy
@@ -341,6 +343,33 @@ def rotate_auth(
     except (cache_auth.RotationError, stacks.UnknownStackError, BotoCoreError) as error:
         error_console.print(f"[bold red]error:[/] {error}", highlight=False)
         raise typer.Exit(1) from None
+
+
+@app.command("iam-policy")
+def iam_policy(
+    stack: Annotated[
+        list[str],
+        typer.Option(help="Stack(s) the deploy role deploys (repeat for several)."),
+    ],
+) -> None:
+    """Print the IAM policy the deploy role needs for these stacks' resources (JSON, for
+    `aws iam put-role-policy`); the program runs offline to list what it registers."""
+    from pyscale import iam_policy as policy
+    from pyscale.offline import ProgramError
+
+    try:
+        document = policy.stack_policy(stack)
+    except (policy.UnknownTypeError, ProgramError, stacks.UnknownStackError) as error:
+        message = getattr(error, "message", str(error))
+        error_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    print(json.dumps(document, indent=2))
+    size = policy.size_without_whitespace(document)
+    error_console.print(
+        f"{size} characters without whitespace (a role's inline policies may hold "
+        f"{policy.INLINE_ROLE_POLICY_LIMIT} together)",
+        highlight=False,
+    )
 
 
 def main() -> None:

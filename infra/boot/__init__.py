@@ -64,7 +64,14 @@ _HEREDOC_TERMINATORS = (
     "PYSCALE_PROXY_UNIT",
     "PYSCALE_CWAGENT",
     "PYSCALE_LOGROTATE",
+    "PYSCALE_LIFECYCLE",
+    "PYSCALE_LIFECYCLE_UNIT",
 )
+# The Auto Scaling group's launch lifecycle hook (infra/fleet.py creates it with the group):
+# a launching instance waits in Pending:Wait (Warmed:Pending:Wait for the warm pool) until
+# the boot completes the action.
+LAUNCH_HOOK_NAME: Final = "pyscale-boot"
+LIFECYCLE_PATH: Final = f"/usr/local/sbin/{SERVICE}-lifecycle"
 
 # The sandbox both units run in: what a Python web service (and HAProxy) tolerate, checked
 # by running the app under the same kernel restrictions (tests/infra/test_unit_sandbox.py).
@@ -258,6 +265,64 @@ def proxy_unit() -> str:
     )
 
 
+def lifecycle_script(spec: BootSpec) -> str:
+    """Completes the instance's launch lifecycle action; the boot script runs it at its end,
+    a unit at every later boot (an instance leaving the warm pool pauses again)."""
+    health = shlex.quote(f"http://127.0.0.1:{spec.app_port}{HEALTH_PATH}")
+    imds = "curl --fail --silent --show-error --retry 5 --max-time 5"
+    return f"""#!/bin/bash
+# [CONTINUE|ABANDON]; none: CONTINUE once the app answers. Nothing pending is no error.
+set -euo pipefail
+readonly REGION={shlex.quote(spec.region)}
+readonly HOOK={shlex.quote(LAUNCH_HOOK_NAME)}
+log() {{ printf '{SERVICE}-lifecycle: %s\\n' "$*" >&2; }}
+result="${{1:-}}"
+if [[ -z "${{result}}" ]]; then
+  result=ABANDON
+  curl --fail --silent --show-error --output /dev/null --retry 60 --retry-delay 2 \\
+    --retry-connrefused --max-time 5 {health} && result=CONTINUE
+fi
+token="$({imds} -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 300' \\
+  http://169.254.169.254/latest/api/token)"
+instance_id="$({imds} -H "X-aws-ec2-metadata-token: ${{token}}" \\
+  http://169.254.169.254/latest/meta-data/instance-id)"
+group="$(aws autoscaling describe-auto-scaling-instances --region "${{REGION}}" \\
+  --instance-ids "${{instance_id}}" --query 'AutoScalingInstances[0].AutoScalingGroupName' \\
+  --output text)"
+if [[ -z "${{group}}" || "${{group}}" == None ]]; then
+  log "not in an Auto Scaling group"
+elif answer="$(aws autoscaling complete-lifecycle-action --region "${{REGION}}" \\
+  --auto-scaling-group-name "${{group}}" --lifecycle-hook-name "${{HOOK}}" \\
+  --instance-id "${{instance_id}}" --lifecycle-action-result "${{result}}" 2>&1)"; then
+  log "${{result}}: ${{HOOK}} of ${{group}}"
+elif [[ "${{answer}}" == *"No active Lifecycle Action"* ]]; then
+  log "no launch lifecycle action pending (${{result}})"
+else
+  log "could not complete ${{HOOK}}: ${{answer}}"
+  exit 1
+fi
+[[ "${{result}}" == CONTINUE ]]"""
+
+
+def lifecycle_unit() -> str:
+    """Runs the lifecycle script at every boot, after the app's own unit."""
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=pyscale: complete the launch lifecycle action once the app answers",
+            f"After={SERVICE}.service {PROXY_SERVICE}.service network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            f"ExecStart={LIFECYCLE_PATH}",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]
+    )
+
+
 def instance_proxy(spec: BootSpec) -> InstanceProxy:
     return InstanceProxy(listen_port=spec.app_port, trusted_forwarders=spec.forwarded_allow_ips)
 
@@ -339,6 +404,8 @@ def render_user_data(spec: BootSpec) -> str:
         "proxy_config": render_instance_config(instance_proxy(spec)),
         "proxy_unit": proxy_unit(),
         "cloudwatch_agent_config": cloudwatch_agent_config(spec),
+        "lifecycle_script": lifecycle_script(spec),
+        "lifecycle_unit": lifecycle_unit(),
     }
     for name, block in blocks.items():
         if any(line.strip() in _HEREDOC_TERMINATORS for line in block.splitlines()):

@@ -137,9 +137,16 @@ class FleetSettings(AreaSettings):
         doc="Target tracking: ALB requests per instance per minute the group scales to.",
         change=in_place(),
     )
+    # 60: the launch lifecycle hook keeps an instance out of service until its boot saw
+    # /healthz answer, and the grace period starts only then (AWS: with a launch hook it
+    # "can be 0"), so it covers the ALB's first checks of a running app — two healthy checks
+    # 15 s apart — not the boot. The boot's install itself takes seconds from the release's
+    # wheelhouse (bench/bench_boot.py here: ~5 s, 10 s from archive to /healthz, vs ~16 s
+    # and ~23 s from PyPI); dnf and the S3 download come on top on EC2, within the hook's
+    # own timeout (infra/fleet.py LAUNCH_HOOK_TIMEOUT_SECONDS).
     health_check_grace_seconds: int = setting(
         "healthCheckGraceSeconds",
-        120,
+        60,
         ge=0,
         le=7200,
         doc="Seconds a new instance has before failed ELB health checks replace it.",

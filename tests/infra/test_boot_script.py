@@ -20,11 +20,25 @@ from app.sizing import admitted_requests
 from infra import boot
 from infra.boot import proxy
 from infra.release import build_artifact
+from infra.wheelhouse import PREBUILT_ENV
+from tests.support.wheels import FixtureWheel, SimpleIndex, make_wheel, requirements_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pyscale-dev-auth-AbCdEf"
 INSTANCE_ID = "i-0123456789abcdef0"
+GROUP = "pyscale-dev-asg-0a1b2c3"
+
+
+def lifecycle_result(calls: list[str]) -> list[str]:
+    """The results the boot sent with complete-lifecycle-action, in order."""
+    return [
+        c.split("--lifecycle-action-result ")[1].split()[0]
+        for c in calls
+        if c.startswith("aws autoscaling complete-lifecycle-action")
+    ]
+
+
 REQUIREMENTS = "flask==3.1.3 \\\n    --hash=sha256:" + "0" * 64 + "\n"
 
 
@@ -81,7 +95,7 @@ def make_spec(**changes) -> boot.BootSpec:
         region="us-east-1",
         architecture="arm64",
         release_bucket="pyscale-dev-release-bucket-1234567",
-        release_key="releases/app.tar",
+        release_key="releases/" + "0" * 64 + ".tar",
         release_version_id="3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
         release_sha256="0" * 64,
         app_version="r-000000000000",
@@ -156,8 +170,20 @@ mkdir -p "$(dirname "$ctl")"
 printf '#!/bin/bash\\nprintf "%%s\\\\n" "amazon-cloudwatch-agent-ctl $*" >>"$STUB_LOG"\\n' >"$ctl"
 chmod +x "$ctl"
 """,
-    # aws s3api get-object ... OUTFILE: hand over the archive the test built.
-    "aws": 'cp "$STUB_ARTIFACT" "${!#}"',
+    # aws s3api get-object ... OUTFILE: hand over the archive the test built; the group's
+    # name for the instance; completing a lifecycle action (none pending: AWS's error).
+    "aws": """
+case "$1 $2" in
+  "s3api get-object") cp "$STUB_ARTIFACT" "${!#}" ;;
+  "autoscaling describe-auto-scaling-instances") printf '%s\\n' "$STUB_GROUP" ;;
+  "autoscaling complete-lifecycle-action")
+    if [[ -n "${STUB_NO_ACTION:-}" ]]; then
+      echo "An error occurred (ValidationError) when calling the CompleteLifecycleAction" \\
+        "operation: No active Lifecycle Action found with instance ID $STUB_INSTANCE_ID" >&2
+      exit 254
+    fi ;;
+esac
+""",
     "curl": """
 case "$*" in
   *api/token*) printf 'imds-token' ;;
@@ -203,6 +229,7 @@ def boot_machine(tmp_path):
         "STUB_LOG": str(log),
         "STUB_ARTIFACT": str(artifact.path),
         "STUB_INSTANCE_ID": INSTANCE_ID,
+        "STUB_GROUP": GROUP,
         "STUB_MACHINE": "aarch64",
         "STUB_PYTHON": sys.executable,
         "STUB_HAPROXY": shutil.which("haproxy") or "/usr/sbin/haproxy",
@@ -252,9 +279,10 @@ def test_boot_installs_the_release_and_starts_the_app(boot_machine):
     ) in "\n".join(calls)
     assert (release_dir / "app/gunicorn.conf.py").is_file()
     assert (root / "opt/pyscale/current").resolve() == release_dir.resolve()
-    pip = next(c for c in calls if c.startswith("pip install"))
+    pip = next(c for c in calls if c.startswith("pip --isolated install"))
     assert "--require-hashes" in pip
     assert "--only-binary=:all:" in pip
+    assert f"--no-index --find-links {release_dir}/wheelhouse" in pip
     assert f"--requirement {release_dir}/requirements.txt" in pip
     assert f"{Env.INSTANCE_ID}={INSTANCE_ID}" in env_file.splitlines()
     assert f"{Env.APP_VERSION}={spec.app_version}" in env_file.splitlines()
@@ -290,6 +318,7 @@ def test_a_tampered_release_stops_the_boot_before_anything_starts(boot_machine):
     assert result.returncode != 0
     assert "does not match SHA-256" in result.stderr
     assert not any(c.startswith(("systemctl", "pip")) for c in boot_machine.calls())
+    assert lifecycle_result(boot_machine.calls()) == ["ABANDON"]
 
 
 def test_an_instance_of_the_wrong_architecture_refuses_to_boot(boot_machine):
@@ -310,6 +339,7 @@ def test_a_failing_health_check_fails_the_boot(boot_machine, tmp_path):
 
     assert result.returncode != 0
     assert f"did not answer {HEALTH_PATH}" in result.stderr
+    assert lifecycle_result(boot_machine.calls()) == ["ABANDON"]
 
 
 def test_everything_the_boot_writes_lands_under_its_root(boot_machine):
@@ -408,3 +438,94 @@ def test_systemd_rates_each_units_exposure_ok(tmp_path, unit):
     score = float(result.stdout.rsplit(f"{unit}.service: ", 1)[1].split()[0])
 
     assert score <= 2.5, result.stdout
+
+
+# ---------------------------------------------------------------------------------------
+# The launch lifecycle action: nothing half-installed goes in service (or into the warm pool)
+# ---------------------------------------------------------------------------------------
+def test_the_boot_completes_its_launch_only_once_the_app_answers(boot_machine):
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+    calls = boot_machine.calls()
+    complete = next(c for c in calls if "complete-lifecycle-action" in c)
+    health = [i for i, c in enumerate(calls) if c.startswith("curl") and HEALTH_PATH in c]
+
+    assert result.returncode == 0, result.stderr
+    assert lifecycle_result(calls) == ["CONTINUE"]
+    assert (
+        f"--auto-scaling-group-name {GROUP} --lifecycle-hook-name {boot.LAUNCH_HOOK_NAME} "
+        f"--instance-id {INSTANCE_ID}"
+    ) in complete
+    assert health[-1] < calls.index(complete)
+    assert calls.index(
+        "systemctl enable --now pyscale.service pyscale-proxy.service"
+    ) < calls.index(complete)
+
+
+def test_every_later_boot_completes_it_again_for_instances_leaving_the_warm_pool(boot_machine):
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+    unit = (boot_machine.root / "etc/systemd/system/pyscale-lifecycle.service").read_text()
+    script = boot_machine.root / boot.LIFECYCLE_PATH.lstrip("/")
+
+    assert result.returncode == 0, result.stderr
+    assert "systemctl enable pyscale-lifecycle.service" in boot_machine.calls()
+    assert f"ExecStart={boot.LIFECYCLE_PATH}" in unit
+    assert "After=pyscale.service" in unit
+    assert "WantedBy=multi-user.target" in unit
+    assert script.stat().st_mode & stat.S_IXUSR
+    assert shellcheck(script.read_text()).returncode == 0
+
+
+def test_no_pending_action_is_not_a_failure(boot_machine):
+    boot_machine.env["STUB_NO_ACTION"] = "1"
+
+    result = boot_machine.run(boot.render_user_data(boot_machine.spec()))
+
+    assert result.returncode == 0, result.stderr
+    assert "no launch lifecycle action pending (CONTINUE)" in result.stderr
+
+
+def test_the_install_reaches_no_package_index(boot_machine, tmp_path, monkeypatch):
+    """The real pip, in a real venv, installs the release's wheelhouse while every index
+    and proxy it could ask points at a loopback server that records and refuses."""
+    index = SimpleIndex(tmp_path / "empty-index")
+    wheels = tmp_path / "wheels" / "x86_64"
+    built = [
+        (wheel, make_wheel(wheels, wheel))
+        for wheel in (FixtureWheel("pyscale-boot-probe", "1.0", "py3-none-any"),)
+    ]
+    (wheels / "requirements.txt").write_text(requirements_for(built))
+    monkeypatch.setenv(PREBUILT_ENV, str(wheels.parent))
+    artifact = build_artifact(REPO_ROOT, out_dir=tmp_path / "build", architecture="x86_64")
+    boot_machine.env["STUB_ARTIFACT"] = str(artifact.path)
+    stubs = Path(boot_machine.env["PATH"].split(":")[0])
+    (stubs / "python3.12").write_text(f'#!/bin/bash\nexec {sys.executable} "$@"\n')
+    boot_machine.env.update(
+        {
+            "PIP_INDEX_URL": index.url,
+            "PIP_EXTRA_INDEX_URL": index.url,
+            "HTTP_PROXY": index.url,
+            "HTTPS_PROXY": index.url,
+        }
+    )
+    spec = replace(
+        boot_machine.spec(),
+        architecture="x86_64",
+        release_sha256=artifact.sha256,
+        app_version=artifact.version,
+    )
+    boot_machine.env["STUB_MACHINE"] = "x86_64"
+    try:
+        result = boot_machine.run(boot.render_user_data(spec))
+    finally:
+        index.close()
+    venv = boot_machine.root / "opt/pyscale/releases" / spec.app_version / "venv"
+    probe = subprocess.run(
+        [venv / "bin/python", "-c", "import pyscale_boot_probe; print(pyscale_boot_probe.VERSION)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert probe.stdout.strip() == "1.0"
+    assert index.requests == []

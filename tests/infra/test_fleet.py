@@ -5,7 +5,9 @@ role — and what a change of instance type or of the app does between two runs.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -13,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from app.contract import PORT_BEHIND_PROXY
-from infra.fleet import AL2023_AMI_PARAMETERS, GROUP_METRICS
-from infra.release import ARTIFACT_KEY
+from infra import boot
+from infra.fleet import AL2023_AMI_PARAMETERS, GROUP_METRICS, LAUNCH_HOOK_TIMEOUT_SECONDS
+from infra.release import RELEASES_PREFIX
 from infra.settings import ConfigError, load_settings
 from pyscale import stacks
 from pyscale.offline import ProgramError, ProgramRun, run_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+RELEASE_OBJECT = "aws:s3/bucketObjectv2:BucketObjectv2"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 ASG = "aws:autoscaling/group:Group"
 POLICY = "aws:autoscaling/policy:Policy"
@@ -136,10 +140,50 @@ def test_instance_refresh_follows_the_launch_template_version_never_latest(each_
     assert group["launchTemplate"]["version"] == str(int(template.outputs["latestVersion"]))
     assert "$" not in json.dumps(group["launchTemplate"])
     assert refresh["strategy"] == "Rolling"
-    assert refresh["preferences"]["autoRollback"] is True
     assert refresh["preferences"]["minHealthyPercentage"] == fleet.refresh_min_healthy_percent
     # Launch before terminate: capacity never dips during a size change or a release.
     assert refresh["preferences"]["maxHealthyPercentage"] > 100
+
+
+def test_awss_refresh_rollback_is_off_because_it_would_return_to_the_new_version(
+    each_stack_run,
+):
+    # The provider points the group at the new version before StartInstanceRefresh
+    # (terraform-provider-aws#34189): `pyscale deploy wait` rolls back instead.
+    preferences = each_stack_run.one(ASG).inputs["instanceRefresh"]["preferences"]
+    assert preferences["autoRollback"] is False
+
+
+def test_a_release_that_answers_5xx_or_fails_health_checks_fails_its_own_refresh(
+    each_stack_run,
+):
+    preferences = each_stack_run.one(ASG).inputs["instanceRefresh"]["preferences"]
+    alarms = {
+        a.inputs["name"] for a in each_stack_run.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+    name = f"{each_stack_run.project}-{each_stack_run.stack}"
+
+    assert preferences["alarmSpecification"]["alarms"] == [
+        f"{name}-alb-5xx-rate",
+        f"{name}-unhealthy-hosts",
+    ]
+    assert set(preferences["alarmSpecification"]["alarms"]) <= alarms
+
+
+def test_no_instance_serves_before_its_boot_completed_the_launch_hook(each_stack_run):
+    hooks = each_stack_run.one(ASG).inputs["initialLifecycleHooks"]
+
+    # On the group itself: the provider creates the group at size 0, adds the hook, then
+    # sizes it, so even the first instances and the warm pool's first fill wait for it.
+    assert hooks == [
+        {
+            "name": boot.LAUNCH_HOOK_NAME,
+            "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+            "defaultResult": "ABANDON",
+            "heartbeatTimeout": float(LAUNCH_HOOK_TIMEOUT_SECONDS),
+        }
+    ]
+    assert not each_stack_run.of_type("aws:autoscaling/lifecycleHook:LifecycleHook")
 
 
 def test_scaling_owns_the_running_capacity_so_a_redeploy_ignores_desired_capacity_drift(
@@ -240,13 +284,18 @@ def test_stack_exports_the_group_artifact_instance_type_and_architecture(each_st
     assert outputs["asgName"] == each_stack_run.one(ASG).outputs["name"]
     assert outputs["instanceType"] == fleet.instance_type
     assert outputs["architecture"] == fleet.architecture
-    assert outputs["artifactLocation"].endswith(f"/{ARTIFACT_KEY}")
+    assert re.search(rf"/{RELEASES_PREFIX}[0-9a-f]{{64}}\.tar$", outputs["artifactLocation"])
+    assert outputs["launchTemplateVersion"] == str(
+        int(each_stack_run.one(LAUNCH_TEMPLATE).outputs["latestVersion"])
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # Instance role
 # ---------------------------------------------------------------------------------------
-def test_instance_role_reads_exactly_the_release_object_and_the_cache_secret(each_stack_run):
+def test_instance_role_reads_exactly_the_releases_and_completes_only_its_own_launch(
+    each_stack_run,
+):
     run = each_stack_run
     bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if "release" in r.name)
     secret = run.one("aws:secretsmanager/secret:Secret")
@@ -264,10 +313,17 @@ def test_instance_role_reads_exactly_the_release_object_and_the_cache_secret(eac
         )
         for s in policy["Statement"]
     }
+    group_arns = (
+        f"arn:aws:autoscaling:{run.config['aws:region']}:*:autoScalingGroup:*:"
+        f"autoScalingGroupName/{run.project}-{run.stack}-asg-*"
+    )
     assert grants == {
-        (("s3:GetObject", "s3:GetObjectVersion"), f"{bucket.outputs['arn']}/{ARTIFACT_KEY}"),
+        (("s3:GetObject", "s3:GetObjectVersion"), f"{bucket.outputs['arn']}/{RELEASES_PREFIX}*"),
         (("secretsmanager:GetSecretValue",), secret.outputs["arn"]),
+        (("autoscaling:CompleteLifecycleAction",), group_arns),
+        (("autoscaling:DescribeAutoScalingInstances",), "*"),
     }
+    assert fnmatch.fnmatch(run.one(ASG).outputs["name"], group_arns.rsplit("/", 1)[1])
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
     assert managed == {
         "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
@@ -309,7 +365,8 @@ def test_switching_to_x86_changes_the_ami_and_only_the_launch_template(shipped_r
     old, new = before.one(LAUNCH_TEMPLATE).inputs, after.one(LAUNCH_TEMPLATE).inputs
     lookups = [args["name"] for token, args in after.data_source_calls if token == SSM_PARAMETER]
 
-    assert changed_resources(before, after) == {LAUNCH_TEMPLATE}
+    # The release changes too: it carries the wheels of the new CPU (a new object).
+    assert changed_resources(before, after) == {LAUNCH_TEMPLATE, RELEASE_OBJECT}
     assert new["imageId"] != old["imageId"]
     assert lookups == [AL2023_AMI_PARAMETERS["x86_64"]]
     assert "readonly EXPECTED_MACHINE=x86_64" in user_data_of(after)

@@ -58,8 +58,8 @@ def fleet_args() -> FleetArgs:
         load_balancer_arn_suffix="app/alb/4567",
         release=ReleaseObject(
             bucket_name="releases-bucket",
-            object_key="releases/app.tar",
-            object_arn="arn:aws:s3:::releases-bucket/releases/app.tar",
+            object_key="releases/" + "a" * 64 + ".tar",
+            releases_arn="arn:aws:s3:::releases-bucket/releases/*",
             version_id="v1",
             sha256="a" * 64,
             app_version="r-aaaaaaaaaaaa",
@@ -92,7 +92,7 @@ def test_without_an_auth_secret_the_role_reads_only_the_release():
     policy = monitor.inputs["unit-app-access"]
 
     assert "secretsmanager" not in policy["policy"]
-    assert "arn:aws:s3:::releases-bucket/releases/app.tar" in policy["policy"]
+    assert "arn:aws:s3:::releases-bucket/releases/*" in policy["policy"]
 
 
 @pytest.mark.parametrize(("min_healthy", "max_healthy"), [(90, 190), (100, 200), (0, 100)])

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from infra.release import (
-    ARTIFACT_KEY,
     FIXED_MTIME,
     REQUIREMENTS_NAME,
     ReleaseError,
     build_artifact,
     export_requirements,
 )
+from infra.wheelhouse import PREBUILT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = "flask==3.1.3 \\\n    --hash=sha256:" + "0" * 64 + "\n"
@@ -175,11 +175,47 @@ def test_the_artifact_object_is_the_built_archive_and_the_stack_says_where(each_
     bucket = parts["Bucket"].outputs["bucket"]
     data = Path(artifact.inputs["source"].path).read_bytes()
 
-    assert artifact.inputs["key"] == ARTIFACT_KEY
-    assert artifact.inputs["metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
-    assert each_stack_run.stack_outputs["artifactLocation"] == f"s3://{bucket}/{ARTIFACT_KEY}"
+    digest = hashlib.sha256(data).hexdigest()
+    assert artifact.inputs["key"] == f"releases/{digest}.tar"
+    assert artifact.inputs["metadata"]["sha256"] == digest
+    assert (
+        each_stack_run.stack_outputs["artifactLocation"] == f"s3://{bucket}/releases/{digest}.tar"
+    )
     assert (
         each_stack_run.stack_outputs["appVersion"] == "r-" + hashlib.sha256(data).hexdigest()[:12]
     )
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        assert "app/wsgi.py" in archive.getnames()
+        names = archive.getnames()
+        shipped = archive.extractfile(REQUIREMENTS_NAME).read().decode()
+    assert "app/wsgi.py" in names
+    # The fleet's wheelhouse rides along (the suite's fixture: PYSCALE_WHEELHOUSE_DIR).
+    architecture = each_stack_run.stack_outputs["architecture"]
+    fixture = Path(os.environ[PREBUILT_ENV]) / architecture
+    assert sorted(n for n in names if n.startswith("wheelhouse/")) == sorted(
+        f"wheelhouse/{w.name}" for w in fixture.glob("*.whl")
+    )
+    assert shipped == (fixture / "requirements.txt").read_text()
+
+
+def test_a_fleet_release_carries_the_wheels_of_its_cpu_and_stays_reproducible(repo, tmp_path):
+    arm = build(repo, tmp_path / "arm", architecture="arm64")
+    again = build(repo, tmp_path / "again", architecture="arm64")
+    x86 = build(repo, tmp_path / "x86", architecture="x86_64")
+
+    assert again.path.read_bytes() == arm.path.read_bytes()
+    assert arm.sha256 != x86.sha256
+    assert arm.key == f"releases/{arm.sha256}.tar"
+    assert arm.path.name == f"{arm.sha256}.tar"
+    assert any(m.endswith("_aarch64.whl") for m in arm.members)
+    assert not any(m.endswith("_aarch64.whl") for m in x86.members)
+
+
+def test_a_wheelhouse_that_does_not_match_is_a_clear_release_error(repo, tmp_path, monkeypatch):
+    broken = tmp_path / "broken"
+    shutil.copytree(Path(os.environ[PREBUILT_ENV]), broken)
+    wheel = next((broken / "arm64").glob("*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"\0")
+    monkeypatch.setenv(PREBUILT_ENV, str(broken))
+
+    with pytest.raises(ReleaseError, match=f"the release's wheelhouse: wheelhouse: {wheel.name}"):
+        build(repo, tmp_path / "out", architecture="arm64")
