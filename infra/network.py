@@ -108,7 +108,17 @@ class Network(pulumi.ComponentResource):
 
     def _pick_zones(self, count: int) -> list[str]:
         # A plain invoke (not an Output): the subnet count must be known at preview time.
-        zones = aws.get_availability_zones(state="available").names
+        # Only the region's own zones: without the opt-in filter AWS also lists the Local
+        # Zones the account opted into, and their names sort first (us-east-1-bos-1a <
+        # us-east-1a), so subnets, NAT and the ALB would land in a Local Zone.
+        zones = aws.get_availability_zones(
+            state="available",
+            filters=[
+                aws.GetAvailabilityZonesFilterArgs(
+                    name="opt-in-status", values=["opt-in-not-required"]
+                )
+            ],
+        ).names
         if len(zones) < count:
             raise pulumi.RunError(
                 f"pyscale:availabilityZones is {count} but region {aws.get_region().region} "

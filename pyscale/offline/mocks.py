@@ -28,16 +28,17 @@ PARTITION = "aws"
 
 # Availability zones per region, as AWS names them. Regions not listed get a, b, c.
 _AZ_LETTERS = {"us-east-1": "abcdef", "us-west-2": "abcd", "ap-northeast-1": "acd"}
-# Zone names map to zone ids per account; this account's us-east-1 map puts use1-az3 (the
-# zone that offers no current-generation instance type) second, as such an account would.
+# Zone names map to zone ids per account; in this account's us-east-1 map use1-az3 (the
+# zone that offers no current-generation instance type) is us-east-1e, so a stack of five
+# zones or more meets it (the shipped stacks' first zones keep the names they had).
 _ZONE_IDS = {
     "us-east-1": {
         "a": "use1-az1",
-        "b": "use1-az3",
-        "c": "use1-az2",
-        "d": "use1-az4",
-        "e": "use1-az5",
-        "f": "use1-az6",
+        "b": "use1-az2",
+        "c": "use1-az4",
+        "d": "use1-az6",
+        "e": "use1-az3",
+        "f": "use1-az5",
     },
 }
 # use1-az3: an older us-east-1 zone that offers only previous-generation x86 types.
