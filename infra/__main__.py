@@ -47,6 +47,7 @@ load_balancer = LoadBalancer(
         vpc_id=network.vpc_id,
         public_subnet_ids=network.public_subnet_ids,
         security_group_id=security_groups.alb_security_group_id,
+        internet_ready=network.internet_ready,
     ),
 )
 cache = Cache(

@@ -398,6 +398,15 @@ class Fleet(pulumi.ComponentResource):
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
                 for key, value in sorted(self._tags.items())
             ],
+            # No capacity wait in `pulumi up`. On a min_size or desired_capacity change the
+            # provider waits for *exactly* max(min_size, desired_capacity) healthy instances
+            # (terraform-provider-aws autoscaling/group.go, resourceGroupUpdate's
+            # waitGroupCapacitySatisfied), with desired_capacity the stale configured value
+            # (ignore_changes below): a group scaled out to 8 never equals 4, so the update
+            # hangs for the default 10 minutes and fails (hashicorp/terraform-provider-aws
+            # #5241); a failed scaling activity fails it too. "0" skips the wait on create
+            # and update; `pyscale deploy wait` verifies the fleet's health after the up.
+            wait_for_capacity_timeout="0",
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # Target tracking and schedules own the running capacity once deployed; a

@@ -36,6 +36,13 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
     availability_zones: list[str]
+    # What an internet-facing resource (ALB, NAT gateway, its address) must wait for: the
+    # gateway attached and the public subnets routed to it. Nothing in their inputs says
+    # so, and AWS refuses an internet-facing load balancer in a VPC with no internet
+    # gateway ("InvalidSubnet: VPC ... has no internet gateway": terraform-provider-aws
+    # PRs #3494 and #4587 fixed their tests' flaky creation with this dependency). Empty
+    # when adopting: that VPC's routing exists already.
+    internet_ready: list[pulumi.Resource]
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -65,6 +72,7 @@ class Network(pulumi.ComponentResource):
             pulumi.Output.from_input(i) for i in settings.existing_private_subnet_ids
         ]
         self.availability_zones = []
+        self.internet_ready = []
 
     def _create(self, settings: NetworkSettings) -> None:
         self.availability_zones = self._pick_zones(settings.availability_zones)
@@ -93,8 +101,8 @@ class Network(pulumi.ComponentResource):
         ]
         self.public_subnet_ids = [subnet.id for subnet in public_subnets]
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
-        self._public_routing(vpc, gateway, public_subnets)
-        nat_gateway_ids = self._nat_gateways(settings.nat, gateway, public_subnets)
+        self.internet_ready = [gateway, *self._public_routing(vpc, gateway, public_subnets)]
+        nat_gateway_ids = self._nat_gateways(settings.nat, public_subnets)
         private_tables = self._private_routing(vpc, private_subnets, nat_gateway_ids)
         aws.ec2.VpcEndpoint(
             f"{self._name}-s3-endpoint",
@@ -144,32 +152,37 @@ class Network(pulumi.ComponentResource):
         vpc: aws.ec2.Vpc,
         gateway: aws.ec2.InternetGateway,
         subnets: list[aws.ec2.Subnet],
-    ) -> None:
+    ) -> list[pulumi.Resource]:
+        """The public route table's default route and subnet associations."""
         table = aws.ec2.RouteTable(
             f"{self._name}-public-rt",
             vpc_id=vpc.id,
             tags={"Name": f"{self._name}-public"},
             opts=self._child,
         )
-        aws.ec2.Route(
-            f"{self._name}-public-default",
-            route_table_id=table.id,
-            destination_cidr_block="0.0.0.0/0",
-            gateway_id=gateway.id,
-            opts=self._child,
-        )
-        for zone, subnet in zip(self.availability_zones, subnets, strict=True):
-            aws.ec2.RouteTableAssociation(
-                f"{self._name}-public-{zone}",
+        routed: list[pulumi.Resource] = [
+            aws.ec2.Route(
+                f"{self._name}-public-default",
                 route_table_id=table.id,
-                subnet_id=subnet.id,
+                destination_cidr_block="0.0.0.0/0",
+                gateway_id=gateway.id,
                 opts=self._child,
             )
+        ]
+        for zone, subnet in zip(self.availability_zones, subnets, strict=True):
+            routed.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{self._name}-public-{zone}",
+                    route_table_id=table.id,
+                    subnet_id=subnet.id,
+                    opts=self._child,
+                )
+            )
+        return routed
 
     def _nat_gateways(
         self,
         nat: NatStrategy,
-        gateway: aws.ec2.InternetGateway,
         public_subnets: list[aws.ec2.Subnet],
     ) -> list[pulumi.Output[str]]:
         count = {
@@ -181,11 +194,14 @@ class Network(pulumi.ComponentResource):
         for zone, subnet in list(zip(self.availability_zones, public_subnets, strict=True))[
             : count[nat]
         ]:
+            # A VPC address needs the gateway attached (CloudFormation's DependsOn docs
+            # list Elastic IPs with load balancers among what waits for the attachment).
+            internet_facing = pulumi.ResourceOptions(parent=self, depends_on=self.internet_ready)
             address = aws.ec2.Eip(
                 f"{self._name}-nat-{zone}",
                 domain="vpc",
                 tags={"Name": f"{self._name}-nat-{zone}"},
-                opts=self._child,
+                opts=internet_facing,
             )
             gateway_resource = aws.ec2.NatGateway(
                 f"{self._name}-nat-{zone}",
@@ -193,8 +209,8 @@ class Network(pulumi.ComponentResource):
                 subnet_id=subnet.id,
                 connectivity_type="public",
                 tags={"Name": f"{self._name}-nat-{zone}"},
-                # NAT needs the internet gateway attached before it can route.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+                # NAT needs the gateway attached and its subnet routed to it.
+                opts=internet_facing,
             )
             ids.append(gateway_resource.id)
         return ids
