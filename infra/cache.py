@@ -55,6 +55,9 @@ class CacheConnection:
     cluster_mode: bool
     auth_secret_arn: pulumi.Input[str] | None
     ttl_seconds: int
+    # The secret's value (its SecretVersion): the secret's ARN exists before the value
+    # does, and an instance booting in between finds no token and its gunicorn exits.
+    auth_secret_value: pulumi.Resource | None = None
 
 
 def _transit_encryption_mode(settings: CacheSettings) -> str | None:
@@ -95,7 +98,9 @@ class Cache(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days,
             opts=self._child,
         )
-        token, self.auth_secret_arn = self._auth_token() if cache.auth_token else (None, None)
+        token, self.auth_secret_arn, auth_secret_value = (
+            self._auth_token() if cache.auth_token else (None, None, None)
+        )
 
         sizing: dict[str, object]
         if cache.topology is CacheTopology.CLUSTER:
@@ -159,6 +164,7 @@ class Cache(pulumi.ComponentResource):
             cluster_mode=self.cluster_mode,
             auth_secret_arn=self.auth_secret_arn,
             ttl_seconds=cache.ttl_seconds,
+            auth_secret_value=auth_secret_value,
         )
         self.register_outputs(
             {
@@ -193,7 +199,9 @@ class Cache(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _auth_token(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    def _auth_token(
+        self,
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str], aws.secretsmanager.SecretVersion]:
         password = random.RandomPassword(
             f"{self._name}-auth-token",
             length=AUTH_TOKEN_LENGTH,
@@ -208,10 +216,10 @@ class Cache(pulumi.ComponentResource):
             recovery_window_in_days=7,
             opts=self._child,
         )
-        aws.secretsmanager.SecretVersion(
+        version = aws.secretsmanager.SecretVersion(
             f"{self._name}-auth-token",
             secret_id=secret.id,
             secret_string=token,
             opts=self._child,
         )
-        return token, secret.arn
+        return token, secret.arn, version

@@ -142,10 +142,22 @@ class Fleet(pulumi.ComponentResource):
             opts=self._child,
         )
         role, profile = self._instance_role()
-        self.image_id: pulumi.Output[str] = aws.ssm.get_parameter_output(
-            name=AL2023_AMI_PARAMETERS[fleet.architecture],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).value
+        # The AMI id is public: `insecure_value`, because the provider marks `value` secret
+        # whatever the parameter holds (pulumi-aws get_parameter docs), and a secret image
+        # id shows as [secret] in every preview, so an AMI roll would pass review unseen.
+        # A stack pins one with amiId.
+        self.image_id: pulumi.Output[str] = (
+            pulumi.Output.from_input(fleet.ami_id)
+            if fleet.ami_id is not None
+            # The direct invoke: the output form makes its whole result secret when any
+            # field is, insecure_value included.
+            else pulumi.Output.from_input(
+                aws.ssm.get_parameter(
+                    name=AL2023_AMI_PARAMETERS[fleet.architecture],
+                    opts=pulumi.InvokeOptions(parent=self),
+                ).insecure_value
+            )
+        )
         template = self._launch_template(profile)
         group = self._auto_scaling_group(template)
         self._scaling_policies(group)
@@ -322,7 +334,13 @@ class Fleet(pulumi.ComponentResource):
                 ),
             ],
             tags=dict(args.tags),
-            opts=self._child,
+            # An instance launched from this template reads the cache token at boot.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.cache.auth_secret_value]
+                if args.cache.auth_secret_value is not None
+                else [],
+            ),
         )
 
     # -------------------------------------------------------------------------------------

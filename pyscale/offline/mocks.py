@@ -149,6 +149,13 @@ class UnknownDataSourceError(LookupError):
     pass
 
 
+def secret(value: Any) -> dict[str, Any]:
+    """A value in the wire form of a Pulumi secret, as a provider returns a sensitive field."""
+    from pulumi.runtime import rpc
+
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+
+
 @dataclass
 class CallContext:
     region: str
@@ -373,13 +380,16 @@ def _ssm_parameter(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             f"the offline mocks know only the public AMI parameters "
             f"({_PUBLIC_AMI_PARAMETER_PREFIX}*), not {name!r}"
         )
+    value = "ami-" + _hex(ctx.region, name)
     return {
         "id": name,
         "name": name,
         "arn": f"arn:{PARTITION}:ssm:{ctx.region}::parameter{name}",
         "type": "String",
-        "value": "ami-" + _hex(ctx.region, name),
-        "insecureValue": "ami-" + _hex(ctx.region, name),
+        # The provider marks `value` sensitive: a secret output, whatever the parameter
+        # holds (pulumi-aws get_parameter); `insecureValue` is the same value in clear.
+        "value": secret(value),
+        "insecureValue": value,
         "version": 1.0,
         "withDecryption": args.get("withDecryption", True),
     }

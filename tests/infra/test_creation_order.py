@@ -104,3 +104,14 @@ def test_every_internet_facing_resource_waits_for_the_gateway_and_the_public_rou
             p.name for p in (gateway, *routes, *public) if not run.is_created_after(resource, p)
         ]
         assert not missing, f"{resource.name} may be created before {missing}"
+
+
+SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+
+
+def test_instances_launch_only_once_the_cache_token_is_in_the_secret(each_stack_run):
+    # The template's user data names only the secret's ARN, which exists before its value.
+    versions = each_stack_run.of_type(SECRET_VERSION)
+    assert versions
+    template = each_stack_run.one(LAUNCH_TEMPLATE)
+    assert all(each_stack_run.is_created_after(template, version) for version in versions)
