@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.settings import CacheEngine, CacheSettings, CacheTopology
+from infra.settings import CacheSettings, CacheTopology
 
 # ElastiCache AUTH tokens: 16-128 printable characters, a restricted set of specials;
 # letters and digits only keeps the token safe inside a URL and a shell.
@@ -61,14 +61,11 @@ class CacheConnection:
 
 
 def _transit_encryption_mode(settings: CacheSettings) -> str | None:
-    """ "required" stated where the mode setting is certainly supported (Valkey, Redis 7+).
-    For Redis 6.x it is left unset: TLS enabled at creation already refuses plaintext
-    clients, and the mode setting arrived with the online TLS migration of later engines."""
-    if not settings.transit_encryption:
+    """The mode where the engine has one (Valkey, Redis 7+); for Redis 6.x it is left unset:
+    TLS enabled at creation already refuses plaintext clients."""
+    if not settings.transit_encryption or not settings.supports_transit_encryption_mode:
         return None
-    if settings.engine is CacheEngine.REDIS and settings.engine_version.startswith("6."):
-        return None
-    return "required"
+    return settings.transit_encryption_mode.value
 
 
 class Cache(pulumi.ComponentResource):
@@ -129,6 +126,11 @@ class Cache(pulumi.ComponentResource):
             at_rest_encryption_enabled=cache.at_rest_encryption,
             transit_encryption_enabled=cache.transit_encryption,
             transit_encryption_mode=_transit_encryption_mode(cache),
+            # Without it node type, engine version, parameter group and TLS changes wait for
+            # the maintenance window while `pulumi up` reports success (replication_group.go
+            # passes apply_immediately to ModifyReplicationGroup; shard and replica counts
+            # are applied immediately regardless).
+            apply_immediately=cache.apply_immediately,
             auth_token=token,
             auth_token_update_strategy="ROTATE" if token is not None else None,
             snapshot_retention_limit=cache.snapshot_retention_days,
