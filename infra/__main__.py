@@ -33,7 +33,13 @@ log_retention_days = settings.monitoring.log_retention_days
 # Built before any resource is registered: a wrong appSourceDir/wsgiModule fails cleanly.
 artifact = build_release(Path(__file__).resolve().parent.parent, settings.release)
 
-network = Network(name, NetworkArgs(settings=settings.network))
+network = Network(
+    name,
+    NetworkArgs(
+        settings=settings.network,
+        instance_types=(settings.fleet.instance_type, *settings.fleet.mixed_instance_types),
+    ),
+)
 security_groups = SecurityGroups(
     name,
     SecurityGroupsArgs(vpc_id=network.vpc_id, edge=settings.edge, cache=settings.cache),

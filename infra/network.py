@@ -26,9 +26,13 @@ _PRIVATE_SLOT_OFFSET = 8
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """``settings``: the network keys (infra.settings.NetworkSettings)."""
+    """``settings``: the network keys (infra.settings.NetworkSettings).
+    ``instance_types``: every EC2 type the fleet launches; only zones offering all of them
+    get subnets (ElastiCache has no per-zone node type offering API, so the cache's node
+    type cannot be checked the same way)."""
 
     settings: NetworkSettings
+    instance_types: tuple[str, ...] = ()
 
 
 class Network(pulumi.ComponentResource):
@@ -53,7 +57,7 @@ class Network(pulumi.ComponentResource):
         if args.settings.adopts_existing_vpc:
             self._adopt(args.settings)
         else:
-            self._create(args.settings)
+            self._create(args.settings, args.instance_types)
         self.register_outputs(
             {
                 "vpcId": self.vpc_id,
@@ -74,8 +78,8 @@ class Network(pulumi.ComponentResource):
         self.availability_zones = []
         self.internet_ready = []
 
-    def _create(self, settings: NetworkSettings) -> None:
-        self.availability_zones = self._pick_zones(settings.availability_zones)
+    def _create(self, settings: NetworkSettings, instance_types: tuple[str, ...]) -> None:
+        self.availability_zones = self._pick_zones(settings, instance_types)
         slots = list(
             ipaddress.IPv4Network(settings.vpc_cidr).subnets(prefixlen_diff=_SUBNET_PREFIX_BITS)
         )
@@ -114,25 +118,71 @@ class Network(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _pick_zones(self, count: int) -> list[str]:
-        # A plain invoke (not an Output): the subnet count must be known at preview time.
+    def _pick_zones(self, settings: NetworkSettings, instance_types: tuple[str, ...]) -> list[str]:
+        # Plain invokes (not Outputs): the subnet count must be known at preview time.
         # Only the region's own zones: without the opt-in filter AWS also lists the Local
         # Zones the account opted into, and their names sort first (us-east-1-bos-1a <
         # us-east-1a), so subnets, NAT and the ALB would land in a Local Zone.
-        zones = aws.get_availability_zones(
+        listed = aws.get_availability_zones(
             state="available",
             filters=[
                 aws.GetAvailabilityZonesFilterArgs(
                     name="opt-in-status", values=["opt-in-not-required"]
                 )
             ],
-        ).names
-        if len(zones) < count:
+        )
+        names = list(listed.names)
+        name_of = {**dict(zip(listed.zone_ids, names, strict=True)), **{n: n for n in names}}
+        offering = self._zones_offering(names, instance_types)
+        region = aws.get_region().region
+        wanted = " and ".join(instance_types)
+        if settings.availability_zone_names:
+            problems = []
+            for entry in settings.availability_zone_names:
+                zone = name_of.get(entry)
+                if zone is None:
+                    listing = ", ".join(
+                        f"{n} ({i})" for i, n in zip(listed.zone_ids, names, strict=True)
+                    )
+                    problems.append(
+                        f"pyscale:availabilityZoneNames: {entry} is not an available zone of "
+                        f"{region} (its own zones: {listing})"
+                    )
+                elif zone not in offering:
+                    problems.append(
+                        f"pyscale:availabilityZoneNames: {entry} does not offer {wanted}"
+                    )
+            if problems:
+                raise pulumi.RunError("\n".join(problems))
+            return [name_of[entry] for entry in settings.availability_zone_names]
+        count = settings.availability_zones
+        eligible = [zone for zone in names if zone in offering]
+        if len(eligible) < count:
+            skipped = [zone for zone in names if zone not in offering]
+            lacking = f"; {', '.join(skipped)} lack {wanted}" if skipped else ""
             raise pulumi.RunError(
-                f"pyscale:availabilityZones is {count} but region {aws.get_region().region} "
-                f"has {len(zones)} available zones ({', '.join(zones)}); lower it"
+                f"pyscale:availabilityZones is {count} but region {region} has "
+                f"{len(eligible)} available zones offering {wanted} ({', '.join(eligible)}"
+                f"{lacking}); lower it"
             )
-        return list(zones[:count])
+        return eligible[:count]
+
+    @staticmethod
+    def _zones_offering(zones: list[str], instance_types: tuple[str, ...]) -> set[str]:
+        """The zones where EC2 offers every one of ``instance_types`` (some older zones,
+        use1-az3 the known one, offer no current-generation type)."""
+        if not instance_types:
+            return set(zones)
+        offers = aws.ec2.get_instance_type_offerings(
+            location_type="availability-zone",
+            filters=[
+                aws.ec2.GetInstanceTypeOfferingsFilterArgs(
+                    name="instance-type", values=list(instance_types)
+                )
+            ],
+        )
+        offered = set(zip(offers.instance_types, offers.locations, strict=True))
+        return {z for z in zones if all((t, z) in offered for t in instance_types)}
 
     def _subnet(self, vpc: aws.ec2.Vpc, tier: str, zone: str, cidr: str) -> aws.ec2.Subnet:
         name = f"{self._name}-{tier}-{zone}"

@@ -59,6 +59,21 @@ class NetworkSettings(AreaSettings):
             "removing an AZ fails while the ALB, cache or instances still use its subnets"
         ),
     )
+    availability_zone_names: tuple[str, ...] = setting(
+        "availabilityZoneNames",
+        (),
+        allowed="2-6 zone names (us-east-1a) or zone ids (use1-az1), or empty",
+        doc=(
+            "Pin the new VPC's zones, in order; empty picks the first availabilityZones of "
+            "the region's own zones (no Local Zones) that offer every fleet instance type. "
+            "Pin them (zone ids are the same physical zone in every account) so that a "
+            "Local Zone opted into later, or a zone AWS adds, never re-plans the subnets."
+        ),
+        change=in_place(
+            "a zone added at the end adds its subnets; any other change replaces the "
+            "subnets, NAT gateways and route tables of the zones that move (downtime)"
+        ),
+    )
     vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = setting(
         "vpcCidr",
         "10.0.0.0/16",
@@ -115,9 +130,30 @@ class NetworkSettings(AreaSettings):
             raise ValueError(f"must hold subnet ids like subnet-0123abcd, got {bad}")
         return tuple(s.strip() for s in subnets)
 
+    @field_validator("availability_zone_names")
+    @classmethod
+    def _zone_names(cls, zones: tuple[str, ...]) -> tuple[str, ...]:
+        zones = tuple(zone.strip() for zone in zones)
+        if zones and not 2 <= len(zones) <= 6:
+            raise ValueError(f"must list 2 to 6 zones (an ALB needs two), got {len(zones)}")
+        if len(set(zones)) != len(zones):
+            raise ValueError(f"lists a zone twice: {list(zones)}")
+        return zones
+
     @model_validator(mode="after")
     def _adopting_or_creating(self) -> Self:
         problems = Problems()
+        pinned = self.availability_zone_names
+        if (
+            pinned
+            and "availability_zones" in self.model_fields_set
+            and self.availability_zones != len(pinned)
+        ):
+            problems.add(
+                "availabilityZones",
+                f"is {self.availability_zones} but availabilityZoneNames lists {len(pinned)} "
+                "zones: drop availabilityZones or make them agree",
+            )
         public, private = self.existing_public_subnet_ids, self.existing_private_subnet_ids
         if self.existing_vpc_id is None:
             if public or private:
@@ -148,6 +184,11 @@ class NetworkSettings(AreaSettings):
                 )
         problems.check()
         return self
+
+    @property
+    def zone_count(self) -> int:
+        """How many zones the new VPC spans: the pinned ones, or availabilityZones."""
+        return len(self.availability_zone_names) or self.availability_zones
 
     @property
     def adopts_existing_vpc(self) -> bool:
