@@ -236,7 +236,6 @@ class Network(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet],
     ) -> list[pulumi.Output[str]]:
         count = {
-            NatStrategy.NONE: 0,
             NatStrategy.SINGLE: 1,
             NatStrategy.PER_AZ: len(public_subnets),
         }

@@ -21,7 +21,10 @@ from infra.settings.base import (
 
 
 class NatStrategy(enum.StrEnum):
-    NONE = "none"
+    """No "none": the instances fetch the app's Python packages from PyPI at boot and call
+    Secrets Manager, SSM and CloudWatch, and the new VPC's only endpoint is S3's; without
+    a NAT gateway they could not start, and an adopted VPC's egress is its owner's anyway."""
+
     SINGLE = "single"
     PER_AZ = "perAz"
 
@@ -84,7 +87,10 @@ class NetworkSettings(AreaSettings):
     nat: NatStrategy = setting(
         "natGateways",
         NatStrategy.SINGLE,
-        doc="NAT for the private subnets: none, one shared gateway, or one per AZ.",
+        doc=(
+            "NAT for the new VPC's private subnets: one shared gateway, or one per AZ "
+            "(an adopted VPC's egress is its owner's)."
+        ),
         change=in_place(
             "adds or removes NAT gateways and repoints the private routes; connections "
             "through a removed gateway drop"
@@ -160,15 +166,6 @@ class NetworkSettings(AreaSettings):
                 problems.add(
                     "existingVpcId",
                     "is required when existingPublicSubnetIds/existingPrivateSubnetIds are set",
-                )
-            if self.nat is NatStrategy.NONE:
-                # The boot script installs Python packages from PyPI and the app calls
-                # Secrets Manager; the new VPC's only endpoint is the S3 gateway.
-                problems.add(
-                    "natGateways",
-                    "none leaves the app instances of a new VPC without a route to PyPI, "
-                    "Secrets Manager, SSM and CloudWatch: use single or perAz (or adopt a VPC "
-                    "with existingVpcId whose private subnets have that egress)",
                 )
         else:
             for key, subnets in (
