@@ -137,21 +137,15 @@ class Network(pulumi.ComponentResource):
         region = aws.get_region().region
         wanted = " and ".join(instance_types)
         if settings.availability_zone_names:
-            problems = []
-            for entry in settings.availability_zone_names:
-                zone = name_of.get(entry)
-                if zone is None:
-                    listing = ", ".join(
-                        f"{n} ({i})" for i, n in zip(listed.zone_ids, names, strict=True)
-                    )
-                    problems.append(
-                        f"pyscale:availabilityZoneNames: {entry} is not an available zone of "
-                        f"{region} (its own zones: {listing})"
-                    )
-                elif zone not in offering:
-                    problems.append(
-                        f"pyscale:availabilityZoneNames: {entry} does not offer {wanted}"
-                    )
+            listing = ", ".join(f"{n} ({i})" for i, n in zip(listed.zone_ids, names, strict=True))
+            problems = [
+                f"pyscale:availabilityZoneNames: {entry} is not an available zone of {region} "
+                f"(its own zones: {listing})"
+                if entry not in name_of
+                else f"pyscale:availabilityZoneNames: {entry} does not offer {wanted}"
+                for entry in settings.availability_zone_names
+                if name_of.get(entry) not in offering
+            ]
             if problems:
                 raise pulumi.RunError("\n".join(problems))
             return [name_of[entry] for entry in settings.availability_zone_names]
