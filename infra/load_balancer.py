@@ -83,7 +83,7 @@ class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     public_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
-    internet_ready: Sequence[pulumi.Resource] = ()
+    internet_ready: Sequence[pulumi.Resource]
     app_port: int = DEFAULT_PORT
 
 

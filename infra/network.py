@@ -32,7 +32,7 @@ class NetworkArgs:
     type cannot be checked the same way)."""
 
     settings: NetworkSettings
-    instance_types: tuple[str, ...] = ()
+    instance_types: tuple[str, ...]
 
 
 class Network(pulumi.ComponentResource):
