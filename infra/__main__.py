@@ -35,7 +35,13 @@ artifact = build_release(
     Path(__file__).resolve().parent.parent, settings.release, settings.fleet.architecture
 )
 
-network = Network(name, NetworkArgs(settings=settings.network))
+network = Network(
+    name,
+    NetworkArgs(
+        settings=settings.network,
+        instance_types=(settings.fleet.instance_type, *settings.fleet.mixed_instance_types),
+    ),
+)
 security_groups = SecurityGroups(
     name,
     SecurityGroupsArgs(vpc_id=network.vpc_id, edge=settings.edge, cache=settings.cache),
@@ -49,6 +55,7 @@ load_balancer = LoadBalancer(
         vpc_id=network.vpc_id,
         public_subnet_ids=network.public_subnet_ids,
         security_group_id=security_groups.alb_security_group_id,
+        internet_ready=network.internet_ready,
     ),
 )
 cache = Cache(

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.settings import CacheEngine, CacheSettings, CacheTopology
+from infra.settings import CacheSettings, CacheTopology
 
 # ElastiCache AUTH tokens: 16-128 printable characters, a restricted set of specials;
 # letters and digits only keeps the token safe inside a URL and a shell.
@@ -55,17 +55,17 @@ class CacheConnection:
     cluster_mode: bool
     auth_secret_arn: pulumi.Input[str] | None
     ttl_seconds: int
+    # The secret's value (its SecretVersion): the secret's ARN exists before the value
+    # does, and an instance booting in between finds no token and its gunicorn exits.
+    auth_secret_value: pulumi.Resource | None = None
 
 
 def _transit_encryption_mode(settings: CacheSettings) -> str | None:
-    """ "required" stated where the mode setting is certainly supported (Valkey, Redis 7+).
-    For Redis 6.x it is left unset: TLS enabled at creation already refuses plaintext
-    clients, and the mode setting arrived with the online TLS migration of later engines."""
-    if not settings.transit_encryption:
+    """The mode where the engine has one (Valkey, Redis 7+); for Redis 6.x it is left unset:
+    TLS enabled at creation already refuses plaintext clients."""
+    if not settings.transit_encryption or not settings.supports_transit_encryption_mode:
         return None
-    if settings.engine is CacheEngine.REDIS and settings.engine_version.startswith("6."):
-        return None
-    return "required"
+    return settings.transit_encryption_mode.value
 
 
 class Cache(pulumi.ComponentResource):
@@ -95,7 +95,9 @@ class Cache(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days,
             opts=self._child,
         )
-        token, self.auth_secret_arn = self._auth_token() if cache.auth_token else (None, None)
+        token, self.auth_secret_arn, auth_secret_value = (
+            self._auth_token() if cache.auth_token else (None, None, None)
+        )
 
         sizing: dict[str, object]
         if cache.topology is CacheTopology.CLUSTER:
@@ -124,6 +126,11 @@ class Cache(pulumi.ComponentResource):
             at_rest_encryption_enabled=cache.at_rest_encryption,
             transit_encryption_enabled=cache.transit_encryption,
             transit_encryption_mode=_transit_encryption_mode(cache),
+            # Without it node type, engine version, parameter group and TLS changes wait for
+            # the maintenance window while `pulumi up` reports success (replication_group.go
+            # passes apply_immediately to ModifyReplicationGroup; shard and replica counts
+            # are applied immediately regardless).
+            apply_immediately=cache.apply_immediately,
             auth_token=token,
             auth_token_update_strategy="ROTATE" if token is not None else None,
             snapshot_retention_limit=cache.snapshot_retention_days,
@@ -159,6 +166,7 @@ class Cache(pulumi.ComponentResource):
             cluster_mode=self.cluster_mode,
             auth_secret_arn=self.auth_secret_arn,
             ttl_seconds=cache.ttl_seconds,
+            auth_secret_value=auth_secret_value,
         )
         self.register_outputs(
             {
@@ -193,7 +201,9 @@ class Cache(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _auth_token(self) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    def _auth_token(
+        self,
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str], aws.secretsmanager.SecretVersion]:
         password = random.RandomPassword(
             f"{self._name}-auth-token",
             length=AUTH_TOKEN_LENGTH,
@@ -208,10 +218,10 @@ class Cache(pulumi.ComponentResource):
             recovery_window_in_days=7,
             opts=self._child,
         )
-        aws.secretsmanager.SecretVersion(
+        version = aws.secretsmanager.SecretVersion(
             f"{self._name}-auth-token",
             secret_id=secret.id,
             secret_string=token,
             opts=self._child,
         )
-        return token, secret.arn
+        return token, secret.arn, version

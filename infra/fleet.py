@@ -150,10 +150,22 @@ class Fleet(pulumi.ComponentResource):
             opts=self._child,
         )
         role, profile = self._instance_role()
-        self.image_id: pulumi.Output[str] = aws.ssm.get_parameter_output(
-            name=AL2023_AMI_PARAMETERS[fleet.architecture],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).value
+        # The AMI id is public: `insecure_value`, because the provider marks `value` secret
+        # whatever the parameter holds (pulumi-aws get_parameter docs), and a secret image
+        # id shows as [secret] in every preview, so an AMI roll would pass review unseen.
+        # A stack pins one with amiId.
+        self.image_id: pulumi.Output[str] = (
+            pulumi.Output.from_input(fleet.ami_id)
+            if fleet.ami_id is not None
+            # The direct invoke: the output form makes its whole result secret when any
+            # field is, insecure_value included.
+            else pulumi.Output.from_input(
+                aws.ssm.get_parameter(
+                    name=AL2023_AMI_PARAMETERS[fleet.architecture],
+                    opts=pulumi.InvokeOptions(parent=self),
+                ).insecure_value
+            )
+        )
         template = self._launch_template(profile)
         group = self._auto_scaling_group(template)
         self._scaling_policies(group)
@@ -350,7 +362,13 @@ class Fleet(pulumi.ComponentResource):
                 ),
             ],
             tags=dict(args.tags),
-            opts=self._child,
+            # An instance launched from this template reads the cache token at boot.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[args.cache.auth_secret_value]
+                if args.cache.auth_secret_value is not None
+                else [],
+            ),
         )
 
     # -------------------------------------------------------------------------------------
@@ -449,6 +467,15 @@ class Fleet(pulumi.ComponentResource):
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
                 for key, value in sorted(self._tags.items())
             ],
+            # No capacity wait in `pulumi up`. On a min_size or desired_capacity change the
+            # provider waits for *exactly* max(min_size, desired_capacity) healthy instances
+            # (terraform-provider-aws autoscaling/group.go, resourceGroupUpdate's
+            # waitGroupCapacitySatisfied), with desired_capacity the stale configured value
+            # (ignore_changes below): a group scaled out to 8 never equals 4, so the update
+            # hangs for the default 10 minutes and fails (hashicorp/terraform-provider-aws
+            # #5241); a failed scaling activity fails it too. "0" skips the wait on create
+            # and update; `pyscale deploy wait` verifies the fleet's health after the up.
+            wait_for_capacity_timeout="0",
             opts=pulumi.ResourceOptions(
                 parent=self,
                 # Target tracking and schedules own the running capacity once deployed; a

@@ -72,6 +72,8 @@ class LoadBalancerArgs:
     region: the stack's region (who delivers access logs there).
     log_retention_days: how long access logs are kept (the stack's logRetentionDays).
     vpc_id / public_subnet_ids / security_group_id: from Network and SecurityGroups.
+    internet_ready: Network.internet_ready, what the internet-facing ALB must be created
+        after (the gateway attached, the public subnets routed to it).
     app_port: the app's port (app.contract.DEFAULT_PORT).
     """
 
@@ -81,6 +83,7 @@ class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
     public_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
+    internet_ready: Sequence[pulumi.Resource]
     app_port: int = DEFAULT_PORT
 
 
@@ -126,8 +129,11 @@ class LoadBalancer(pulumi.ComponentResource):
             if logs_bucket is not None
             else None,
             tags={"Name": f"{name}-alb"},
-            # AWS checks it can write the logs when logging is turned on.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=logs_ready),
+            # AWS checks it can write the logs when logging is turned on, and refuses an
+            # internet-facing load balancer until the VPC's gateway is attached.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[*logs_ready, *args.internet_ready]
+            ),
         )
         target_group = aws.lb.TargetGroup(
             f"{name}-app",

@@ -5,8 +5,12 @@ Alarms (thresholds in ``AlarmThresholds``, each documented with its default):
 - target p99 latency (TargetResponseTime, p99);
 - unhealthy hosts in the target group, sustained (a rolling refresh's brief unhealthy
   instances do not page);
-- Auto Scaling group pinned at its maximum (in-service instances >= max size): scaling
-  has run out of room, raise ``maxSize`` or the instance size;
+- fewer healthy hosts than the fleet's ``minSize``, missing data breaching, and an absolute
+  count of load-balancer 5xx: a total outage, which the rate alarm (no requests to divide
+  by) and the unhealthy-hosts alarm (0 when the group is empty) both miss;
+- Auto Scaling group pinned at its maximum (in-service instances >= the group's own
+  GroupMaxSize, metric math, so scheduled maximums count): scaling has run out of room,
+  raise ``maxSize`` or the instance size;
 - per cache node: host CPU, engine CPU, memory use, evictions, and replication lag (only
   when the cache has replicas).
 
@@ -36,6 +40,10 @@ class AlarmThresholds:
     alb_5xx_percent (5): 5xx responses as % of requests, 3 of 5 one-minute periods.
     p99_latency_seconds (1.0): target p99 response time, 3 of 5 one-minute periods.
     unhealthy_minutes (5): minutes with >= 1 unhealthy target before alarming.
+    too_few_healthy_minutes (3): minutes with fewer healthy targets than the fleet's
+        minSize (or no data at all: no target registered, or the ALB reports nothing).
+    alb_5xx_count (20): load-balancer-generated 5xx per minute, 3 of 5 minutes: fires when
+        no target answers at all, when the rate alarm has no requests to divide by.
     pinned_at_max_minutes (15): minutes at max size before alarming.
     cache_cpu_percent (80): host CPU of a cache node, 3 five-minute periods.
     cache_engine_cpu_percent (80): the engine thread's CPU (the real ceiling of Redis/Valkey).
@@ -48,6 +56,8 @@ class AlarmThresholds:
     alb_5xx_percent: float = 5.0
     p99_latency_seconds: float = 1.0
     unhealthy_minutes: int = 5
+    too_few_healthy_minutes: int = 3
+    alb_5xx_count: float = 20.0
     pinned_at_max_minutes: int = 15
     cache_cpu_percent: float = 80.0
     cache_engine_cpu_percent: float = 80.0
@@ -62,7 +72,7 @@ class MonitoringArgs:
 
     settings: the monitoring keys (the alarm email, subscribed when set; AWS emails a
         confirmation link first).
-    fleet: the fleet's settings: the max size "pinned at max" compares with.
+    fleet: the fleet's settings: the minimum "too few healthy hosts" compares with.
     cache: the cache's settings: which cache nodes exist (their ids derive from its
         topology, shards and replicas).
     region: for the dashboard's widgets.
@@ -231,21 +241,83 @@ class Monitoring(pulumi.ComponentResource):
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
         )
+        # A total outage: with no healthy target the 5xx rate has no denominator (no data)
+        # and UnHealthyHostCount is 0 when the group is empty. HealthyHostCount is reported
+        # while health checks are on; Maximum is the best any ALB node sees (AWS's ALB
+        # metrics docs: Average, Minimum and Maximum are its useful statistics), so below
+        # minSize means the fleet really is short. Missing data counts as breaching.
+        self._alarm(
+            "too-few-healthy-hosts",
+            f"Fewer healthy targets than the fleet's minimum of {args.fleet.min_size} for "
+            f"{limits.too_few_healthy_minutes} minutes (or none reported): the app is down "
+            "or degraded",
+            namespace="AWS/ApplicationELB",
+            metric_name="HealthyHostCount",
+            dimensions={
+                "LoadBalancer": args.load_balancer_arn_suffix,
+                "TargetGroup": args.target_group_arn_suffix,
+            },
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=limits.too_few_healthy_minutes,
+            comparison_operator="LessThanThreshold",
+            threshold=max(args.fleet.min_size, 1),
+            treat_missing_data="breaching",
+        )
+        # HTTPCode_ELB_5XX_Count is reported only when non-zero; Sum is its useful
+        # statistic (Minimum, Maximum and Average all return 1): missing = no 5xx.
+        self._alarm(
+            "alb-5xx-count",
+            f"The load balancer itself answered more than {limits.alb_5xx_count:g} 5xx a "
+            "minute (502/503/504: no healthy target, or targets failing)",
+            namespace="AWS/ApplicationELB",
+            metric_name="HTTPCode_ELB_5XX_Count",
+            dimensions=alb,
+            statistic="Sum",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            comparison_operator="GreaterThanThreshold",
+            threshold=limits.alb_5xx_count,
+        )
 
     def _fleet_alarms(self) -> None:
         args, limits = self._args, self._args.thresholds
+        group = {"AutoScalingGroupName": args.asg_name}
+
+        def group_metric(metric_id: str, metric_name: str, statistic: str):
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=metric_id,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/AutoScaling",
+                    metric_name=metric_name,
+                    dimensions=group,
+                    stat=statistic,
+                    period=60,
+                ),
+                return_data=False,
+            )
+
+        # Against the group's own GroupMaxSize (a group metric enabled by the fleet), not
+        # the configured maxSize: a scheduled action that raises or lowers the maximum
+        # would make a fixed threshold misfire or never fire.
         self._alarm(
             "asg-at-max",
-            f"The fleet has run at its maximum of {args.fleet.max_size} instances for "
-            f"{limits.pinned_at_max_minutes} minutes: raise maxSize or the instance size",
-            namespace="AWS/AutoScaling",
-            metric_name="GroupInServiceInstances",
-            dimensions={"AutoScalingGroupName": args.asg_name},
-            statistic="Minimum",
-            period=60,
-            evaluation_periods=limits.pinned_at_max_minutes,
+            f"The fleet has run at its maximum size for {limits.pinned_at_max_minutes} "
+            "minutes: raise maxSize (or the scheduled maximum) or the instance size",
             comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=args.fleet.max_size,
+            threshold=1,
+            evaluation_periods=limits.pinned_at_max_minutes,
+            metric_queries=[
+                group_metric("inservice", "GroupInServiceInstances", "Minimum"),
+                group_metric("maxsize", "GroupMaxSize", "Maximum"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="atmax",
+                    expression="IF(inservice >= maxsize, 1, 0)",
+                    label="1 while in-service instances are at the group's maximum",
+                    return_data=True,
+                ),
+            ],
         )
 
     def _cache_alarms(self) -> None:

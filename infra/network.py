@@ -26,9 +26,13 @@ _PRIVATE_SLOT_OFFSET = 8
 
 @dataclass(frozen=True)
 class NetworkArgs:
-    """``settings``: the network keys (infra.settings.NetworkSettings)."""
+    """``settings``: the network keys (infra.settings.NetworkSettings).
+    ``instance_types``: every EC2 type the fleet launches; only zones offering all of them
+    get subnets (ElastiCache has no per-zone node type offering API, so the cache's node
+    type cannot be checked the same way)."""
 
     settings: NetworkSettings
+    instance_types: tuple[str, ...]
 
 
 class Network(pulumi.ComponentResource):
@@ -36,6 +40,13 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: list[pulumi.Output[str]]
     private_subnet_ids: list[pulumi.Output[str]]
     availability_zones: list[str]
+    # What an internet-facing resource (ALB, NAT gateway, its address) must wait for: the
+    # gateway attached and the public subnets routed to it. Nothing in their inputs says
+    # so, and AWS refuses an internet-facing load balancer in a VPC with no internet
+    # gateway ("InvalidSubnet: VPC ... has no internet gateway": terraform-provider-aws
+    # PRs #3494 and #4587 fixed their tests' flaky creation with this dependency). Empty
+    # when adopting: that VPC's routing exists already.
+    internet_ready: list[pulumi.Resource]
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -46,7 +57,7 @@ class Network(pulumi.ComponentResource):
         if args.settings.adopts_existing_vpc:
             self._adopt(args.settings)
         else:
-            self._create(args.settings)
+            self._create(args.settings, args.instance_types)
         self.register_outputs(
             {
                 "vpcId": self.vpc_id,
@@ -65,9 +76,10 @@ class Network(pulumi.ComponentResource):
             pulumi.Output.from_input(i) for i in settings.existing_private_subnet_ids
         ]
         self.availability_zones = []
+        self.internet_ready = []
 
-    def _create(self, settings: NetworkSettings) -> None:
-        self.availability_zones = self._pick_zones(settings.availability_zones)
+    def _create(self, settings: NetworkSettings, instance_types: tuple[str, ...]) -> None:
+        self.availability_zones = self._pick_zones(settings, instance_types)
         slots = list(
             ipaddress.IPv4Network(settings.vpc_cidr).subnets(prefixlen_diff=_SUBNET_PREFIX_BITS)
         )
@@ -93,8 +105,8 @@ class Network(pulumi.ComponentResource):
         ]
         self.public_subnet_ids = [subnet.id for subnet in public_subnets]
         self.private_subnet_ids = [subnet.id for subnet in private_subnets]
-        self._public_routing(vpc, gateway, public_subnets)
-        nat_gateway_ids = self._nat_gateways(settings.nat, gateway, public_subnets)
+        self.internet_ready = [gateway, *self._public_routing(vpc, gateway, public_subnets)]
+        nat_gateway_ids = self._nat_gateways(settings.nat, public_subnets)
         private_tables = self._private_routing(vpc, private_subnets, nat_gateway_ids)
         aws.ec2.VpcEndpoint(
             f"{self._name}-s3-endpoint",
@@ -106,15 +118,65 @@ class Network(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _pick_zones(self, count: int) -> list[str]:
-        # A plain invoke (not an Output): the subnet count must be known at preview time.
-        zones = aws.get_availability_zones(state="available").names
-        if len(zones) < count:
+    def _pick_zones(self, settings: NetworkSettings, instance_types: tuple[str, ...]) -> list[str]:
+        # Plain invokes (not Outputs): the subnet count must be known at preview time.
+        # Only the region's own zones: without the opt-in filter AWS also lists the Local
+        # Zones the account opted into, and their names sort first (us-east-1-bos-1a <
+        # us-east-1a), so subnets, NAT and the ALB would land in a Local Zone.
+        listed = aws.get_availability_zones(
+            state="available",
+            filters=[
+                aws.GetAvailabilityZonesFilterArgs(
+                    name="opt-in-status", values=["opt-in-not-required"]
+                )
+            ],
+        )
+        names = list(listed.names)
+        name_of = {**dict(zip(listed.zone_ids, names, strict=True)), **{n: n for n in names}}
+        offering = self._zones_offering(names, instance_types)
+        region = aws.get_region().region
+        wanted = " and ".join(instance_types)
+        if settings.availability_zone_names:
+            listing = ", ".join(f"{n} ({i})" for i, n in zip(listed.zone_ids, names, strict=True))
+            problems = [
+                f"pyscale:availabilityZoneNames: {entry} is not an available zone of {region} "
+                f"(its own zones: {listing})"
+                if entry not in name_of
+                else f"pyscale:availabilityZoneNames: {entry} does not offer {wanted}"
+                for entry in settings.availability_zone_names
+                if name_of.get(entry) not in offering
+            ]
+            if problems:
+                raise pulumi.RunError("\n".join(problems))
+            return [name_of[entry] for entry in settings.availability_zone_names]
+        count = settings.availability_zones
+        eligible = [zone for zone in names if zone in offering]
+        if len(eligible) < count:
+            skipped = [zone for zone in names if zone not in offering]
+            lacking = f"; {', '.join(skipped)} lack {wanted}" if skipped else ""
             raise pulumi.RunError(
-                f"pyscale:availabilityZones is {count} but region {aws.get_region().region} "
-                f"has {len(zones)} available zones ({', '.join(zones)}); lower it"
+                f"pyscale:availabilityZones is {count} but region {region} has "
+                f"{len(eligible)} available zones offering {wanted} ({', '.join(eligible)}"
+                f"{lacking}); lower it"
             )
-        return list(zones[:count])
+        return eligible[:count]
+
+    @staticmethod
+    def _zones_offering(zones: list[str], instance_types: tuple[str, ...]) -> set[str]:
+        """The zones where EC2 offers every one of ``instance_types`` (some older zones,
+        use1-az3 the known one, offer no current-generation type)."""
+        if not instance_types:
+            return set(zones)
+        offers = aws.ec2.get_instance_type_offerings(
+            location_type="availability-zone",
+            filters=[
+                aws.ec2.GetInstanceTypeOfferingsFilterArgs(
+                    name="instance-type", values=list(instance_types)
+                )
+            ],
+        )
+        offered = set(zip(offers.instance_types, offers.locations, strict=True))
+        return {z for z in zones if all((t, z) in offered for t in instance_types)}
 
     def _subnet(self, vpc: aws.ec2.Vpc, tier: str, zone: str, cidr: str) -> aws.ec2.Subnet:
         name = f"{self._name}-{tier}-{zone}"
@@ -134,36 +196,40 @@ class Network(pulumi.ComponentResource):
         vpc: aws.ec2.Vpc,
         gateway: aws.ec2.InternetGateway,
         subnets: list[aws.ec2.Subnet],
-    ) -> None:
+    ) -> list[pulumi.Resource]:
+        """The public route table's default route and subnet associations."""
         table = aws.ec2.RouteTable(
             f"{self._name}-public-rt",
             vpc_id=vpc.id,
             tags={"Name": f"{self._name}-public"},
             opts=self._child,
         )
-        aws.ec2.Route(
-            f"{self._name}-public-default",
-            route_table_id=table.id,
-            destination_cidr_block="0.0.0.0/0",
-            gateway_id=gateway.id,
-            opts=self._child,
-        )
-        for zone, subnet in zip(self.availability_zones, subnets, strict=True):
-            aws.ec2.RouteTableAssociation(
-                f"{self._name}-public-{zone}",
+        routed: list[pulumi.Resource] = [
+            aws.ec2.Route(
+                f"{self._name}-public-default",
                 route_table_id=table.id,
-                subnet_id=subnet.id,
+                destination_cidr_block="0.0.0.0/0",
+                gateway_id=gateway.id,
                 opts=self._child,
             )
+        ]
+        for zone, subnet in zip(self.availability_zones, subnets, strict=True):
+            routed.append(
+                aws.ec2.RouteTableAssociation(
+                    f"{self._name}-public-{zone}",
+                    route_table_id=table.id,
+                    subnet_id=subnet.id,
+                    opts=self._child,
+                )
+            )
+        return routed
 
     def _nat_gateways(
         self,
         nat: NatStrategy,
-        gateway: aws.ec2.InternetGateway,
         public_subnets: list[aws.ec2.Subnet],
     ) -> list[pulumi.Output[str]]:
         count = {
-            NatStrategy.NONE: 0,
             NatStrategy.SINGLE: 1,
             NatStrategy.PER_AZ: len(public_subnets),
         }
@@ -171,11 +237,14 @@ class Network(pulumi.ComponentResource):
         for zone, subnet in list(zip(self.availability_zones, public_subnets, strict=True))[
             : count[nat]
         ]:
+            # A VPC address needs the gateway attached (CloudFormation's DependsOn docs
+            # list Elastic IPs with load balancers among what waits for the attachment).
+            internet_facing = pulumi.ResourceOptions(parent=self, depends_on=self.internet_ready)
             address = aws.ec2.Eip(
                 f"{self._name}-nat-{zone}",
                 domain="vpc",
                 tags={"Name": f"{self._name}-nat-{zone}"},
-                opts=self._child,
+                opts=internet_facing,
             )
             gateway_resource = aws.ec2.NatGateway(
                 f"{self._name}-nat-{zone}",
@@ -183,8 +252,8 @@ class Network(pulumi.ComponentResource):
                 subnet_id=subnet.id,
                 connectivity_type="public",
                 tags={"Name": f"{self._name}-nat-{zone}"},
-                # NAT needs the internet gateway attached before it can route.
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+                # NAT needs the gateway attached and its subnet routed to it.
+                opts=internet_facing,
             )
             ids.append(gateway_resource.id)
         return ids

@@ -5,8 +5,10 @@ Change safety from terraform-provider-aws internal/service/elasticache/replicati
 ForceNew; an engine change other than redis -> valkey and an engine version downgrade force
 a new group (CustomizeDiff); shard and replica counts change online
 (ModifyReplicationGroupShardConfiguration, Increase/DecreaseReplicaCount, applied
-immediately); other modifications wait for the maintenance window, since the program does
-not set ``apply_immediately``.
+immediately); other modifications (node type, engine version, parameter group, multi-AZ,
+failover, transit encryption) go through ModifyReplicationGroup with ``ApplyImmediately``
+from ``apply_immediately`` (cacheApplyImmediately), and without it wait for the maintenance
+window while `pulumi up` reports them done.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ class CacheEngine(enum.StrEnum):
     REDIS = "redis"
 
 
+class TransitEncryptionMode(enum.StrEnum):
+    """required: TLS only; preferred: TLS and plaintext clients both (the migration step)."""
+
+    PREFERRED = "preferred"
+    REQUIRED = "required"
+
+
 class CacheTopology(enum.StrEnum):
     """single: one node; replicated: a primary and replicas (one shard); cluster: cluster
     mode, data sharded over ``shards`` node groups."""
@@ -55,7 +64,10 @@ CACHE_PORT = 6379
 MAX_CACHE_REPLICAS = 5
 MAX_CACHE_SHARDS = 500
 _DATA_LOST = "a new replication group: the cached data is lost and the fleet rolls to it"
-_AT_MAINTENANCE = "applied in the next cacheMaintenanceWindow"
+_AT_MAINTENANCE = (
+    "applied at `pulumi up` (cacheApplyImmediately, the default) or else in the next "
+    "cacheMaintenanceWindow"
+)
 
 _SNAPSHOT_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _DAY = "(mon|tue|wed|thu|fri|sat|sun)"
@@ -175,6 +187,34 @@ class CacheSettings(AreaSettings):
             "match, and requests compute without the cache until it has"
         ),
     )
+    transit_encryption_mode: TransitEncryptionMode = setting(
+        "cacheTransitEncryptionMode",
+        TransitEncryptionMode.REQUIRED,
+        doc=(
+            "With cacheTransitEncryption: required refuses plaintext clients, preferred "
+            "accepts both. AWS turns TLS on for a deployed cache only in two steps, so that "
+            "takes two deploys: first cacheTransitEncryption: true with "
+            "cacheTransitEncryptionMode: preferred, then required once the fleet has rolled "
+            "to TLS (the program cannot see the deployed cache's mode, only this setting)."
+        ),
+        change=in_place(
+            "preferred -> required refuses plaintext clients; required -> preferred admits "
+            f"them; {_AT_MAINTENANCE}"
+        ),
+    )
+    apply_immediately: bool = setting(
+        "cacheApplyImmediately",
+        True,
+        doc=(
+            "Apply node type, engine version, parameter group, multi-AZ and TLS changes "
+            "during `pulumi up` (a failover or node restart may briefly drop connections; "
+            "the app then computes without the cache). false defers them to "
+            "cacheMaintenanceWindow while the stack reads as changed, and a new engine major "
+            "then keeps its old parameter group attached until that window, so deleting it "
+            "at the end of the deploy can fail."
+        ),
+        change=in_place(),
+    )
     at_rest_encryption: bool = setting(
         "cacheAtRestEncryption",
         True,
@@ -265,6 +305,19 @@ class CacheSettings(AreaSettings):
             problems.add("cacheMultiAz", "needs cacheAutomaticFailover: true")
         if self.automatic_failover and self.replicas_per_shard < 1 and not self.cluster_mode:
             problems.add("cacheAutomaticFailover", "needs cacheReplicas >= 1 to fail over to")
+        if self.transit_encryption_mode is TransitEncryptionMode.PREFERRED:
+            if not self.transit_encryption:
+                problems.add(
+                    "cacheTransitEncryptionMode",
+                    "preferred needs cacheTransitEncryption: true (it is the step that turns "
+                    "TLS on without refusing plaintext clients)",
+                )
+            elif not self.supports_transit_encryption_mode:
+                problems.add(
+                    "cacheTransitEncryptionMode",
+                    f"{self.engine.value} {self.engine_version} has no transit encryption mode "
+                    "(TLS is set at creation only; Valkey and Redis 7 have it)",
+                )
         if self.auth_token and not self.transit_encryption:
             problems.add(
                 "cacheAuthToken",
@@ -285,6 +338,12 @@ class CacheSettings(AreaSettings):
     @property
     def engine_version(self) -> str:
         return self.requested_version or next(iter(CACHE_ENGINE_VERSIONS[self.engine]))
+
+    @property
+    def supports_transit_encryption_mode(self) -> bool:
+        """Valkey and Redis 7+ migrate TLS online (TransitEncryptionMode); on older Redis
+        the provider replaces the group to change TLS (pulumi-aws ReplicationGroup docs)."""
+        return not (self.engine is CacheEngine.REDIS and self.engine_version.startswith("6."))
 
     @property
     def parameter_group_family(self) -> str:

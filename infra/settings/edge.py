@@ -209,9 +209,21 @@ class EdgeSettings(AreaSettings):
         return self.domain_name is not None and self.hosted_zone_id is not None
 
     @property
+    def example_tls_values(self) -> dict[str, str]:
+        """The TLS keys still holding the shipped placeholders, with their values."""
+        values = {
+            "certificateArn": self.certificate_arn,
+            "domainName": self.domain_name,
+            "hostedZoneId": self.hosted_zone_id,
+        }
+        return {
+            key: value
+            for key, value in values.items()
+            if value and any(marker in value for marker in EXAMPLE_MARKERS)
+        }
+
+    @property
     def uses_example_tls(self) -> bool:
-        """True while the TLS values are the shipped placeholders: the program warns."""
-        values = " ".join(
-            v for v in (self.certificate_arn, self.domain_name, self.hosted_zone_id) if v
-        )
-        return any(marker in values for marker in EXAMPLE_MARKERS)
+        """True while the TLS values are the shipped placeholders: a preview warns, a
+        deploy is refused (infra.settings.load_from_pulumi)."""
+        return bool(self.example_tls_values)

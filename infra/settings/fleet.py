@@ -21,7 +21,9 @@ from infra.settings.base import (
     ROLLS_THE_FLEET,
     AreaSettings,
     Problems,
+    empty_is_none,
     in_place,
+    matches,
     setting,
 )
 
@@ -95,6 +97,21 @@ class FleetSettings(AreaSettings):
         "t4g.small",
         allowed="an EC2 Linux instance type",
         doc="EC2 instance type of the app fleet; its architecture picks the AMI.",
+        change=in_place(ROLLS_THE_FLEET),
+    )
+    ami_id: Annotated[
+        str | None,
+        BeforeValidator(empty_is_none),
+        matches(r"^ami-[0-9a-f]{8,17}$", "must look like ami-0123456789abcdef0"),
+    ] = setting(
+        "amiId",
+        "",
+        allowed="an AMI id of instanceType's architecture, or empty",
+        doc=(
+            "Pin the fleet's AMI; empty follows AWS's latest AL2023 for instanceType's "
+            "architecture (its public SSM parameter), so a new AMI rolls the fleet on the "
+            "next deploy."
+        ),
         change=in_place(ROLLS_THE_FLEET),
     )
     min_size: int = setting(

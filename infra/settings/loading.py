@@ -244,6 +244,18 @@ def load_from_pulumi() -> Settings:
 
     config = {**get_config_env(), **CONFIG.get()}
     settings = load_settings(config, pulumi.get_stack(), pulumi.get_project())
+    # A deploy with the shipped example domain builds the VPC, NAT and the cache, then
+    # fails at Route 53 (no such hosted zone) after billed minutes: refuse it up front.
+    # A preview (and `pyscale plan`) of the shipped stack keeps working, with the warning.
+    if settings.edge.uses_example_tls and not pulumi.runtime.is_dry_run():
+        raise ConfigError(
+            settings.stack,
+            [
+                f"{NAMESPACE}:{key}: holds the shipped EXAMPLE value {value!r}: set your own "
+                "before `pulumi up` (preview and `pyscale plan` accept it)"
+                for key, value in settings.edge.example_tls_values.items()
+            ],
+        )
     for warning in settings.warnings:
         pulumi.log.warn(warning)
     return settings

@@ -21,7 +21,10 @@ from infra.settings.base import (
 
 
 class NatStrategy(enum.StrEnum):
-    NONE = "none"
+    """No "none": the instances fetch the app's Python packages from PyPI at boot and call
+    Secrets Manager, SSM and CloudWatch, and the new VPC's only endpoint is S3's; without
+    a NAT gateway they could not start, and an adopted VPC's egress is its owner's anyway."""
+
     SINGLE = "single"
     PER_AZ = "perAz"
 
@@ -59,6 +62,21 @@ class NetworkSettings(AreaSettings):
             "removing an AZ fails while the ALB, cache or instances still use its subnets"
         ),
     )
+    availability_zone_names: tuple[str, ...] = setting(
+        "availabilityZoneNames",
+        (),
+        allowed="2-6 zone names (us-east-1a) or zone ids (use1-az1), or empty",
+        doc=(
+            "Pin the new VPC's zones, in order; empty picks the first availabilityZones of "
+            "the region's own zones (no Local Zones) that offer every fleet instance type. "
+            "Pin them (zone ids are the same physical zone in every account) so that a "
+            "Local Zone opted into later, or a zone AWS adds, never re-plans the subnets."
+        ),
+        change=in_place(
+            "a zone added at the end adds its subnets; any other change replaces the "
+            "subnets, NAT gateways and route tables of the zones that move (downtime)"
+        ),
+    )
     vpc_cidr: Annotated[str, AfterValidator(_vpc_cidr)] = setting(
         "vpcCidr",
         "10.0.0.0/16",
@@ -69,7 +87,10 @@ class NetworkSettings(AreaSettings):
     nat: NatStrategy = setting(
         "natGateways",
         NatStrategy.SINGLE,
-        doc="NAT for the private subnets: none, one shared gateway, or one per AZ.",
+        doc=(
+            "NAT for the new VPC's private subnets: one shared gateway, or one per AZ "
+            "(an adopted VPC's egress is its owner's)."
+        ),
         change=in_place(
             "adds or removes NAT gateways and repoints the private routes; connections "
             "through a removed gateway drop"
@@ -115,24 +136,36 @@ class NetworkSettings(AreaSettings):
             raise ValueError(f"must hold subnet ids like subnet-0123abcd, got {bad}")
         return tuple(s.strip() for s in subnets)
 
+    @field_validator("availability_zone_names")
+    @classmethod
+    def _zone_names(cls, zones: tuple[str, ...]) -> tuple[str, ...]:
+        zones = tuple(zone.strip() for zone in zones)
+        if zones and not 2 <= len(zones) <= 6:
+            raise ValueError(f"must list 2 to 6 zones (an ALB needs two), got {len(zones)}")
+        if len(set(zones)) != len(zones):
+            raise ValueError(f"lists a zone twice: {list(zones)}")
+        return zones
+
     @model_validator(mode="after")
     def _adopting_or_creating(self) -> Self:
         problems = Problems()
+        pinned = self.availability_zone_names
+        if (
+            pinned
+            and "availability_zones" in self.model_fields_set
+            and self.availability_zones != len(pinned)
+        ):
+            problems.add(
+                "availabilityZones",
+                f"is {self.availability_zones} but availabilityZoneNames lists {len(pinned)} "
+                "zones: drop availabilityZones or make them agree",
+            )
         public, private = self.existing_public_subnet_ids, self.existing_private_subnet_ids
         if self.existing_vpc_id is None:
             if public or private:
                 problems.add(
                     "existingVpcId",
                     "is required when existingPublicSubnetIds/existingPrivateSubnetIds are set",
-                )
-            if self.nat is NatStrategy.NONE:
-                # The boot script installs Python packages from PyPI and the app calls
-                # Secrets Manager; the new VPC's only endpoint is the S3 gateway.
-                problems.add(
-                    "natGateways",
-                    "none leaves the app instances of a new VPC without a route to PyPI, "
-                    "Secrets Manager, SSM and CloudWatch: use single or perAz (or adopt a VPC "
-                    "with existingVpcId whose private subnets have that egress)",
                 )
         else:
             for key, subnets in (
@@ -148,6 +181,11 @@ class NetworkSettings(AreaSettings):
                 )
         problems.check()
         return self
+
+    @property
+    def zone_count(self) -> int:
+        """How many zones the new VPC spans: the pinned ones, or availabilityZones."""
+        return len(self.availability_zone_names) or self.availability_zones
 
     @property
     def adopts_existing_vpc(self) -> bool:

@@ -28,16 +28,17 @@ PARTITION = "aws"
 
 # Availability zones per region, as AWS names them. Regions not listed get a, b, c.
 _AZ_LETTERS = {"us-east-1": "abcdef", "us-west-2": "abcd", "ap-northeast-1": "acd"}
-# Zone names map to zone ids per account; this account's us-east-1 map puts use1-az3 (the
-# zone that offers no current-generation instance type) second, as such an account would.
+# Zone names map to zone ids per account; in this account's us-east-1 map use1-az3 (the
+# zone that offers no current-generation instance type) is us-east-1e, so a stack of five
+# zones or more meets it (the shipped stacks' first zones keep the names they had).
 _ZONE_IDS = {
     "us-east-1": {
         "a": "use1-az1",
-        "b": "use1-az3",
-        "c": "use1-az2",
-        "d": "use1-az4",
-        "e": "use1-az5",
-        "f": "use1-az6",
+        "b": "use1-az2",
+        "c": "use1-az4",
+        "d": "use1-az6",
+        "e": "use1-az3",
+        "f": "use1-az5",
     },
 }
 # use1-az3: an older us-east-1 zone that offers only previous-generation x86 types.
@@ -146,6 +147,13 @@ def _hex(*parts: str, length: int = 17) -> str:
 
 class UnknownDataSourceError(LookupError):
     pass
+
+
+def secret(value: Any) -> dict[str, Any]:
+    """A value in the wire form of a Pulumi secret, as a provider returns a sensitive field."""
+    from pulumi.runtime import rpc
+
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
 
 
 @dataclass
@@ -372,13 +380,16 @@ def _ssm_parameter(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
             f"the offline mocks know only the public AMI parameters "
             f"({_PUBLIC_AMI_PARAMETER_PREFIX}*), not {name!r}"
         )
+    value = "ami-" + _hex(ctx.region, name)
     return {
         "id": name,
         "name": name,
         "arn": f"arn:{PARTITION}:ssm:{ctx.region}::parameter{name}",
         "type": "String",
-        "value": "ami-" + _hex(ctx.region, name),
-        "insecureValue": "ami-" + _hex(ctx.region, name),
+        # The provider marks `value` sensitive: a secret output, whatever the parameter
+        # holds (pulumi-aws get_parameter); `insecureValue` is the same value in clear.
+        "value": secret(value),
+        "insecureValue": value,
         "version": 1.0,
         "withDecryption": args.get("withDecryption", True),
     }

@@ -268,9 +268,11 @@ def run_stack(
     stack: str,
     config_overrides: Mapping[str, Any] | None = None,
     *,
-    preview: bool = False,
+    preview: bool = True,
 ) -> ProgramRun:
-    """Run infra/ for ``stack`` under mocks. ``config_overrides`` replace or add keys
+    """Run infra/ for ``stack`` under mocks, as ``pulumi preview`` runs it (``preview=False``:
+    as ``pulumi up`` does, where the program refuses what only a deploy must not get, such
+    as the shipped EXAMPLE domain). ``config_overrides`` replace or add keys
     ("pyscale:minSize" or "minSize"); values may be YAML values or engine strings; a value
     of None removes the key. Raises ProgramError if the program fails."""
     config = stacks.engine_config(stack)
@@ -284,7 +286,7 @@ def run_stack(
 
 
 def run_program(
-    project: str, stack: str, config: Mapping[str, str], *, preview: bool = False
+    project: str, stack: str, config: Mapping[str, str], *, preview: bool = True
 ) -> ProgramRun:
     """Run the program in ``main`` with exactly this engine config."""
     main_dir = str(stacks.main_dir())

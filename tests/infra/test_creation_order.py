@@ -79,3 +79,39 @@ def test_requests_per_target_scaling_waits_for_the_forwarding_listener(each_stac
 def test_nothing_orders_the_cache_after_the_load_balancer(each_stack_run):
     # The two are independent: `pulumi up` builds them side by side.
     assert not each_stack_run.is_created_after(each_stack_run.one(CACHE), each_stack_run.one(ALB))
+
+
+EIP = "aws:ec2/eip:Eip"
+ROUTE = "aws:ec2/route:Route"
+ASSOCIATION = "aws:ec2/routeTableAssociation:RouteTableAssociation"
+
+
+def test_every_internet_facing_resource_waits_for_the_gateway_and_the_public_routes(
+    each_stack_run,
+):
+    # GIVEN the internet gateway, the public default route and the public subnets' routes
+    run = each_stack_run
+    gateway = run.one(IGW)
+    routes = [r for r in run.of_type(ROUTE) if r.inputs.get("gatewayId") == gateway.id]
+    public = [a for a in run.of_type(ASSOCIATION) if "-public-" in a.name]
+    assert routes
+    assert public
+
+    # THEN the ALB, every NAT gateway and every NAT address are created only after all of
+    # them: AWS refuses an internet-facing ALB in a VPC without an attached gateway
+    for resource in [run.one(ALB), *run.of_type(NAT), *run.of_type(EIP)]:
+        missing = [
+            p.name for p in (gateway, *routes, *public) if not run.is_created_after(resource, p)
+        ]
+        assert not missing, f"{resource.name} may be created before {missing}"
+
+
+SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+
+
+def test_instances_launch_only_once_the_cache_token_is_in_the_secret(each_stack_run):
+    # The template's user data names only the secret's ARN, which exists before its value.
+    versions = each_stack_run.of_type(SECRET_VERSION)
+    assert versions
+    template = each_stack_run.one(LAUNCH_TEMPLATE)
+    assert all(each_stack_run.is_created_after(template, version) for version in versions)

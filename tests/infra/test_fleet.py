@@ -479,11 +479,25 @@ def test_a_warm_pool_keeps_stopped_instances_ready():
     assert "mixedInstancesPolicy" not in group
 
 
-def test_a_new_vpc_without_nat_is_refused_since_instances_could_not_install_the_app():
+@pytest.mark.parametrize("adopted", [False, True], ids=["new-vpc", "adopted-vpc"])
+def test_nat_gateways_none_is_not_a_value_since_instances_could_not_install_the_app(adopted):
+    # "none" was offered but a new VPC refused it and an adopted one ignored it: the boot
+    # script installs the app's packages from PyPI (no wheelhouse in the release yet)
     config = {**stacks.engine_config("dev"), "pyscale:natGateways": "none"}
+    if adopted:
+        public = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
+        private = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
+        config |= {
+            "pyscale:existingVpcId": "vpc-0123456789abcdef0",
+            "pyscale:existingPublicSubnetIds": json.dumps(public),
+            "pyscale:existingPrivateSubnetIds": json.dumps(private),
+        }
 
-    with pytest.raises(ConfigError, match=r"pyscale:natGateways: none leaves the app instances"):
+    with pytest.raises(ConfigError) as error:
         load_settings(config, "dev")
+    assert error.value.problems == (
+        "pyscale:natGateways: must be one of single, perAz; got 'none'",
+    )
 
 
 def test_a_stack_with_a_domain_has_its_instances_answer_that_name_and_the_albs_only(

@@ -98,3 +98,20 @@ def test_without_an_auth_secret_the_role_reads_only_the_release():
 @pytest.mark.parametrize(("min_healthy", "max_healthy"), [(90, 190), (100, 200), (0, 100)])
 def test_refresh_launches_before_terminating_within_awss_bounds(min_healthy, max_healthy):
     assert refresh_max_healthy_percent(min_healthy) == max_healthy
+
+
+def test_the_ami_id_is_public_in_previews_and_a_stack_can_pin_one():
+    from pyscale.offline import is_secret, run_stack
+
+    # GIVEN the AMI looked up from AWS's public parameter (whose `value` is a secret output)
+    latest = run_stack("dev").one("aws:ec2/launchTemplate:LaunchTemplate").inputs["imageId"]
+    # THEN the template's image id is in clear, so a preview shows an AMI roll
+    assert not is_secret(latest)
+    assert latest.startswith("ami-")
+
+    # AND with amiId the stack keeps its AMI whatever AWS publishes, and looks nothing up
+    pinned = run_stack("dev", {"amiId": "ami-0123456789abcdef0"})
+    assert pinned.one("aws:ec2/launchTemplate:LaunchTemplate").inputs["imageId"] == (
+        "ami-0123456789abcdef0"
+    )
+    assert not [token for token, _ in pinned.data_source_calls if token.startswith("aws:ssm/")]

@@ -37,7 +37,7 @@ def test_alb_alarms_watch_5xx_rate_p99_latency_and_unhealthy_hosts(each_stack_ru
     target_group = each_stack_run.one("aws:lb/targetGroup:TargetGroup").outputs["arnSuffix"]
     alarms = alarms_by_metric(each_stack_run)
 
-    [rate] = alarms["metric-math"]
+    [rate] = [a for a in alarms["metric-math"] if a["name"].endswith("-alb-5xx-rate")]
     queries = {q["id"]: q for q in rate["metricQueries"]}
     assert {q["metric"]["metricName"] for q in queries.values() if "metric" in q} == {
         "HTTPCode_Target_5XX_Count",
@@ -57,15 +57,76 @@ def test_alb_alarms_watch_5xx_rate_p99_latency_and_unhealthy_hosts(each_stack_ru
     assert unhealthy["dimensions"] == {"LoadBalancer": alb, "TargetGroup": target_group}
 
 
-def test_an_alarm_fires_when_the_group_is_pinned_at_its_maximum(each_stack_run):
-    settings = load_settings(each_stack_run.config, each_stack_run.stack)
-    [pinned] = alarms_by_metric(each_stack_run)["GroupInServiceInstances"]
+def _at_max_alarm(run: ProgramRun) -> dict:
+    [alarm] = [a.inputs for a in run.of_type(ALARM) if a.name.endswith("-asg-at-max")]
+    return alarm
 
-    assert pinned["dimensions"] == {
-        "AutoScalingGroupName": each_stack_run.one("aws:autoscaling/group:Group").outputs["name"]
-    }
-    assert pinned["threshold"] == settings.fleet.max_size
-    assert pinned["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_at_max_alarm_follows_the_groups_own_maximum_under_scheduled_scaling(stack):
+    # GIVEN a stack whose maximum a schedule raises at night (10) and lowers by day (3)
+    schedules = [
+        {
+            "name": "night",
+            "recurrence": "0 20 * * *",
+            "minSize": 1,
+            "maxSize": 10,
+            "desiredCapacity": 1,
+        },
+        {
+            "name": "day",
+            "recurrence": "0 8 * * *",
+            "minSize": 1,
+            "maxSize": 3,
+            "desiredCapacity": 1,
+        },
+    ]
+    run = run_stack(stack, {"scheduledScaling": schedules})
+    group = run.one("aws:autoscaling/group:Group")
+    alarm = _at_max_alarm(run)
+
+    # THEN the alarm compares in-service instances with the group's GroupMaxSize metric
+    # (metric math), not with a fixed maxSize that the schedules make wrong half the day
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    metrics = {q["metric"]["metricName"]: q["metric"] for q in queries.values() if "metric" in q}
+    assert set(metrics) == {"GroupInServiceInstances", "GroupMaxSize"}
+    assert all(
+        m["dimensions"] == {"AutoScalingGroupName": group.outputs["name"]} for m in metrics.values()
+    )
+    [expression] = [q for q in queries.values() if q.get("returnData")]
+    assert expression["expression"] == "IF(inservice >= maxsize, 1, 0)"
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1.0,
+    )
+    assert "metricName" not in alarm
+    # and the group publishes GroupMaxSize
+    assert "GroupMaxSize" in group.inputs["enabledMetrics"]
+
+
+def test_a_total_outage_raises_an_alarm_even_without_requests_or_hosts(each_stack_run):
+    # GIVEN the stack's minimum fleet size and its ALB target group
+    settings = load_settings(each_stack_run.config, each_stack_run.stack)
+    alb = each_stack_run.one("aws:lb/loadBalancer:LoadBalancer").outputs["arnSuffix"]
+    target_group = each_stack_run.one("aws:lb/targetGroup:TargetGroup").outputs["arnSuffix"]
+    alarms = alarms_by_metric(each_stack_run)
+
+    # THEN fewer healthy targets than minSize alarms, and so does no data at all (an empty
+    # group reports no HealthyHostCount), with the statistic AWS documents for it
+    [healthy] = alarms["HealthyHostCount"]
+    assert healthy["dimensions"] == {"LoadBalancer": alb, "TargetGroup": target_group}
+    assert healthy["statistic"] == "Maximum"
+    assert healthy["comparisonOperator"] == "LessThanThreshold"
+    assert healthy["threshold"] == max(settings.fleet.min_size, 1)
+    assert healthy["treatMissingData"] == "breaching"
+
+    # AND load-balancer 5xx alarm as a count (Sum, the statistic AWS documents; absent
+    # data is no 5xx), so it fires when the rate alarm has no requests to divide by
+    [absolute] = alarms["HTTPCode_ELB_5XX_Count"]
+    assert absolute["dimensions"] == {"LoadBalancer": alb}
+    assert absolute["statistic"] == "Sum"
+    assert absolute["comparisonOperator"] == "GreaterThanThreshold"
+    assert absolute["treatMissingData"] == "notBreaching"
 
 
 def test_every_cache_node_has_cpu_engine_cpu_memory_and_eviction_alarms(each_stack_run):

@@ -146,7 +146,7 @@ def test_available_zones_include_the_opted_in_local_zone_and_it_sorts_first():
     assert zones["names"][0] == "us-east-1-bos-1a"
     assert "us-east-1-mia-1a" not in zones["names"]
     assert zones["names"][1:] == [f"us-east-1{letter}" for letter in "abcdef"]
-    assert dict(zip(zones["names"], zones["zoneIds"], strict=True))["us-east-1b"] == "use1-az3"
+    assert dict(zip(zones["names"], zones["zoneIds"], strict=True))["us-east-1e"] == "use1-az3"
 
 
 def test_the_opt_in_status_filter_leaves_only_the_regions_own_zones():
@@ -178,6 +178,14 @@ def test_use1_az3_does_not_offer_current_generation_types(instance_type):
     assert set(offered["instanceTypes"]) == {instance_type}
     assert offered["locationTypes"] == ["availability-zone-id"] * len(offered["locations"])
     assert sorted(offered["locations"]) == [f"use1-az{n}" for n in (1, 2, 4, 5, 6)]
+    assert (
+        "us-east-1e"
+        not in _call(
+            OFFERINGS,
+            locationType="availability-zone",
+            filters=[{"name": "instance-type", "values": [instance_type]}],
+        )["locations"]
+    )
 
 
 def test_offerings_by_zone_name_with_a_location_filter_and_a_wildcard():
@@ -186,13 +194,13 @@ def test_offerings_by_zone_name_with_a_location_filter_and_a_wildcard():
         locationType="availability-zone",
         filters=[
             {"name": "instance-type", "values": ["m5.l*"]},
-            {"name": "location", "values": ["us-east-1b", "us-east-1-bos-1a"]},
+            {"name": "location", "values": ["us-east-1e", "us-east-1-bos-1a"]},
         ],
     )
-    # m5 is previous-generation x86: use1-az3 (us-east-1b here) and Boston offer it
+    # m5 is previous-generation x86: use1-az3 (us-east-1e here) and Boston offer it
     assert sorted(zip(offered["instanceTypes"], offered["locations"], strict=True)) == [
         ("m5.large", "us-east-1-bos-1a"),
-        ("m5.large", "us-east-1b"),
+        ("m5.large", "us-east-1e"),
     ]
 
 

@@ -218,6 +218,27 @@ def test_prod_warns_while_its_tls_values_are_the_shipped_examples(shipped_run):
     assert not shipped_run("dev").warnings
 
 
+def test_a_deploy_with_the_shipped_example_domain_is_refused_before_any_resource():
+    # WHEN prod as shipped runs as `pulumi up` runs it (not a preview)
+    with pytest.raises(ProgramError) as failure:
+        run_stack("prod", preview=False)
+
+    # THEN nothing is built (not the VPC, NAT and cache that used to precede the Route 53
+    # failure) and each example key is named, one line each
+    assert failure.value.clean
+    assert failure.value.resources == []
+    lines = failure.value.message.splitlines()
+    for key, value in (("domainName", "app.example.com"), ("hostedZoneId", "Z0123456789EXAMPLE")):
+        assert any(
+            line.strip().startswith(f"- pyscale:{key}: holds the shipped EXAMPLE value {value!r}")
+            for line in lines
+        ), lines
+    # while a preview of it, and a deploy with real values, go ahead
+    assert run_stack("prod", preview=True).resources
+    real = {"domainName": "shop.acme.io", "hostedZoneId": "Z04471723VTMQN6OX5JN"}
+    assert run_stack("prod", real, preview=False).of_type("aws:route53/record:Record")
+
+
 def test_prod_alb_is_protected_logged_and_behind_waf(shipped_run):
     run = shipped_run("prod")
     alb = run.one(ALB)

@@ -134,7 +134,7 @@ def test_errors_say_what_is_allowed_and_never_pydantics_wording():
         )
 
     problems = error.value.problems
-    assert "pyscale:natGateways: must be one of none, single, perAz; got 'perAZ'" in problems[0]
+    assert "pyscale:natGateways: must be one of single, perAz; got 'perAZ'" in problems[0]
     assert "pyscale:allowedCidrs: must be a list of strings, got 1" in problems[1]
     assert any(p.startswith("pyscale:scheduledScaling[0]: misses maxSize") for p in problems)
     assert not any("Input should" in problem for problem in problems)
