@@ -23,10 +23,15 @@ Content-addressed: the archive is the object ``releases/<sha256>.tar``. A new re
 new key (a new launch template version rolls the fleet); nothing depends on when the
 bucket's versioning takes effect (AWS advises waiting up to 15 minutes after enabling it
 before writing; a write before then gets no version id); a rollback's launch template
-still names its own object: Pulumi deletes the old key (a delete marker, the bucket is
-versioned), and the old version stays readable by its version id — ``null`` when it was
-written unversioned — until the lifecycle rule expires it NONCURRENT_VERSION_DAYS later.
-The instance role reads exactly the ``releases/`` prefix.
+still names its own object, because Pulumi leaves a replaced release in the bucket
+(``retain_on_delete``): the provider's delete of an object in a versioned bucket removes
+*every* version of its key (terraform-provider-aws internal/service/s3/object.go,
+resourceObjectDelete -> deleteAllObjectVersions), which would leave a rolled-back launch
+template nothing to boot. The version id (``null`` when written before versioning took
+effect) is kept in the launch template only as a pin. The instance role reads exactly the
+``releases/`` prefix. Old releases are therefore not expired by the bucket (a current-object
+expiry by age would also delete the live release of a stack nobody deployed for that long);
+the lifecycle rule expires noncurrent versions, delete markers and unfinished uploads.
 """
 
 from __future__ import annotations
@@ -371,8 +376,8 @@ class AppRelease(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )
-        # Content-addressed (see the module docstring): a new release is a new key, which
-        # Pulumi creates before it deletes the old one.
+        # Content-addressed (see the module docstring): a new release is a new key; the old
+        # one stays (retain_on_delete) for the launch template versions that still name it.
         self.object = aws.s3.BucketObjectv2(
             f"{name}-artifact",
             bucket=self.bucket.id,
@@ -383,7 +388,9 @@ class AppRelease(pulumi.ComponentResource):
             metadata={"sha256": self.sha256},
             tags=tags,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[versioning, encryption, ownership]
+                parent=self,
+                depends_on=[versioning, encryption, ownership],
+                retain_on_delete=True,
             ),
         )
         self.bucket_name: pulumi.Output[str] = self.bucket.bucket

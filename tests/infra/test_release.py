@@ -219,3 +219,12 @@ def test_a_wheelhouse_that_does_not_match_is_a_clear_release_error(repo, tmp_pat
 
     with pytest.raises(ReleaseError, match=f"the release's wheelhouse: wheelhouse: {wheel.name}"):
         build(repo, tmp_path / "out", architecture="arm64")
+
+
+def test_a_replaced_release_stays_in_the_bucket_for_the_versions_that_still_name_it(
+    each_stack_run,
+):
+    # The provider's delete of an object in a versioned bucket removes every version of its
+    # key; a rolled-back launch template must still find its release.
+    artifact = release_resources(each_stack_run)["BucketObjectv2"]
+    assert artifact.options.retain_on_delete is True
