@@ -408,6 +408,127 @@ def _instance_type(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------------------
+# EKS, KMS, ECR: what the provider reads back after create (formats as AWS returns them)
+# ---------------------------------------------------------------------------------------
+def _uuid(*parts: str) -> str:
+    return str(uuid.UUID(hex=_hex(*parts, length=32)))
+
+
+def _eks_cluster(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    name = args.inputs.get("name") or _autoname(args.name, 100)
+    token = _hex("eks", name, length=32).upper()
+    vpc_config = dict(args.inputs.get("vpcConfig") or {})
+    vpc_config["clusterSecurityGroupId"] = f"sg-{_hex('eks-cluster-sg', name)}"
+    vpc_config.setdefault("vpcId", f"vpc-{_hex('eks-vpc', name)}")
+    return {
+        "id": name,
+        "name": name,
+        "arn": ctx.arn("eks", f"cluster/{name}"),
+        "endpoint": f"https://{token}.gr7.{ctx.region}.eks.amazonaws.com",
+        # base64 of a PEM header: shaped like the CA bundle, not a usable certificate.
+        "certificateAuthority": {"data": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg=="},
+        "identities": [
+            {"oidcs": [{"issuer": f"https://oidc.eks.{ctx.region}.amazonaws.com/id/{token}"}]}
+        ],
+        "vpcConfig": vpc_config,
+        "status": "ACTIVE",
+        "platformVersion": "eks.1",
+    }
+
+
+def _eks_node_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    cluster = args.inputs.get("clusterName", "")
+    name = args.inputs.get("nodeGroupName") or _autoname(args.name, 63)
+    suffix = _uuid("nodegroup", cluster, name)
+    return {
+        "id": f"{cluster}:{name}",
+        "nodeGroupName": name,
+        "arn": ctx.arn("eks", f"nodegroup/{cluster}/{name}/{suffix}"),
+        "status": "ACTIVE",
+        # EKS names the group's Auto Scaling group eks-<nodegroup>-<uuid>.
+        "resources": [{"autoscalingGroups": [{"name": f"eks-{name}-{suffix}"}]}],
+    }
+
+
+def _eks_addon(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    cluster = args.inputs.get("clusterName", "")
+    addon = args.inputs.get("addonName", "")
+    return {
+        "id": f"{cluster}:{addon}",
+        "arn": ctx.arn("eks", f"addon/{cluster}/{addon}/{_uuid('addon', cluster, addon)}"),
+    }
+
+
+def _eks_access_entry(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    cluster = args.inputs.get("clusterName", "")
+    principal = args.inputs.get("principalArn", "")
+    role = principal.rsplit("/", 1)[-1]
+    entry = f"{cluster}/role/{ctx.account_id}/{role}/{_uuid('entry', cluster, principal)}"
+    return {
+        "id": f"{cluster}:{principal}",
+        "accessEntryArn": ctx.arn("eks", f"access-entry/{entry}"),
+    }
+
+
+def _eks_pod_identity(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    cluster = args.inputs.get("clusterName", "")
+    association = "a-" + _hex("pod-identity", cluster, args.name, length=17)
+    return {
+        "id": f"{cluster},{association}",
+        "associationId": association,
+        "associationArn": ctx.arn("eks", f"podidentityassociation/{cluster}/{association}"),
+    }
+
+
+def _kms_key(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    key_id = _uuid("kms", args.name)
+    return {"id": key_id, "keyId": key_id, "arn": ctx.arn("kms", f"key/{key_id}")}
+
+
+def _kms_alias(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    name = args.inputs.get("name", "")
+    return {"id": name, "arn": ctx.arn("kms", name)}
+
+
+def _ecr_repository(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    name = args.inputs.get("name") or _autoname(args.name, 256).lower()
+    return {
+        "id": name,
+        "name": name,
+        "arn": ctx.arn("ecr", f"repository/{name}"),
+        "registryId": ctx.account_id,
+        "repositoryUrl": f"{ctx.account_id}.dkr.ecr.{ctx.region}.amazonaws.com/{name}",
+    }
+
+
+def _session_context(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """iam.getSessionContext: an assumed-role ARN's role (its path dropped, as AWS does not
+    keep it in the session ARN); any other ARN is its own issuer."""
+    arn = args["arn"]
+    issuer = arn
+    if ":assumed-role/" in arn:
+        account = arn.split(":")[4]
+        role, session = arn.split(":assumed-role/", 1)[1].split("/", 1)
+        issuer = f"arn:{PARTITION}:iam::{account}:role/{role}"
+        return {
+            "id": arn,
+            "arn": arn,
+            "issuerArn": issuer,
+            "issuerName": role,
+            "sessionName": session,
+            "issuerId": "AROA" + _hex(role, length=17).upper(),
+        }
+    return {
+        "id": arn,
+        "arn": arn,
+        "issuerArn": issuer,
+        "issuerName": "",
+        "sessionName": "",
+        "issuerId": "",
+    }
+
+
 DATA_SOURCES: dict[str, Callable[[dict[str, Any], CallContext], dict[str, Any]]] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:index/getRegion:getRegion": _region,
@@ -417,6 +538,7 @@ DATA_SOURCES: dict[str, Callable[[dict[str, Any], CallContext], dict[str, Any]]]
     "aws:iam/getPolicyDocument:getPolicyDocument": _policy_document,
     "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:ec2/getInstanceType:getInstanceType": _instance_type,
+    "aws:iam/getSessionContext:getSessionContext": _session_context,
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
 }
 
@@ -713,6 +835,14 @@ def _role_policy_attachment(args: pulumi.runtime.MockResourceArgs, ctx: CallCont
 
 RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallContext], Outputs]] = {
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+    "aws:eks/cluster:Cluster": _eks_cluster,
+    "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
+    "aws:eks/addon:Addon": _eks_addon,
+    "aws:eks/accessEntry:AccessEntry": _eks_access_entry,
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": _eks_pod_identity,
+    "aws:kms/key:Key": _kms_key,
+    "aws:kms/alias:Alias": _kms_alias,
+    "aws:ecr/repository:Repository": _ecr_repository,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:lb/listener:Listener": _listener,
     "aws:lb/listenerRule:ListenerRule": _listener_rule,
