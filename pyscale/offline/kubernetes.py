@@ -26,7 +26,7 @@ from pyscale.offline.runner import ProgramRun, RecordedResource
 
 KUBERNETES_PREFIX: Final = "kubernetes:"
 PROVIDER_TYPE: Final = "pulumi:providers:kubernetes"
-# CRD schemas vendored with the program (infra/kubernetes/data/*.json: group, kind,
+# CRD schemas vendored with the program (infra/kubernetes/data/crd-*.json: group, kind,
 # version, schema), for the custom resources it creates.
 CRD_SCHEMA_DIR: Final = Path(__file__).resolve().parents[2] / "infra" / "kubernetes" / "data"
 # Resource types that are not API objects (the provider, Helm/YAML components).
@@ -97,7 +97,7 @@ def _strict(schema: Any) -> Any:
 @functools.cache
 def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
     schemas = {}
-    for path in sorted(CRD_SCHEMA_DIR.glob("*.json")):
+    for path in sorted(CRD_SCHEMA_DIR.glob("crd-*.json")):
         crd = json.loads(path.read_text())
         schemas[(f"{crd['group']}/{crd['version']}", crd["kind"])] = _strict(crd["schema"])
     return schemas

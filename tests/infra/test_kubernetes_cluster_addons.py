@@ -1,0 +1,185 @@
+"""The cluster's own controllers and AWS pieces under the offline mocks: the Cluster
+Autoscaler (typed objects, strictly valid, IAM scoped to this cluster), the AWS Load
+Balancer Controller (pinned chart, values), Pod Identity roles (least privilege) and the
+image repository."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi_kubernetes as k8s
+import pytest
+
+from infra.kubernetes.cluster_autoscaler import (
+    ClusterAutoscaler,
+    ClusterAutoscalerArgs,
+    UnsupportedKubernetesVersionError,
+    image_for,
+)
+from infra.kubernetes.image_repository import ImageRepository, ImageRepositoryArgs
+from infra.kubernetes.load_balancer_controller import (
+    CHART_VERSION,
+    LoadBalancerController,
+    LoadBalancerControllerArgs,
+)
+from infra.kubernetes.pod_identity import (
+    POD_IDENTITY_PRINCIPAL,
+    PodIdentityRole,
+    PodIdentityRoleArgs,
+)
+from pyscale.offline.kubernetes import PROVIDER_TYPE, kubernetes_objects, validate_strictly
+from pyscale.offline.runner import ProgramRun, run_function
+
+CLUSTER = "pyscale-dev-eks"
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pyscale-cache-auth-AbCdEf"
+
+
+@pytest.fixture(scope="module")
+def run() -> ProgramRun:
+    def build() -> None:
+        provider = k8s.Provider("cluster", kubeconfig="{}", cluster_identifier="arn")
+        ClusterAutoscaler(
+            "cas",
+            ClusterAutoscalerArgs(CLUSTER, "1.33", "us-east-1", "123456789012"),
+            provider,
+        )
+        LoadBalancerController(
+            "lbc",
+            LoadBalancerControllerArgs(CLUSTER, "us-east-1", "vpc-0123456789abcdef0"),
+            provider,
+        )
+        PodIdentityRole(
+            "web",
+            PodIdentityRoleArgs(
+                cluster_name=CLUSTER,
+                namespace="pyscale",
+                service_account="web",
+                statements=[
+                    {
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": SECRET_ARN,
+                    }
+                ],
+            ),
+        )
+        ImageRepository("image", ImageRepositoryArgs("pyscale-dev-eks-app"))
+
+    return run_function(build)
+
+
+def test_every_autoscaler_object_validates_strictly_and_uses_the_cluster_provider(run):
+    provider = run.one(PROVIDER_TYPE)
+    objects = kubernetes_objects(run)
+    assert sorted(item.kind for item in objects) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+    ]
+    for item in objects:
+        validate_strictly(item.manifest, "1.33")
+        assert item.resource.options.provider.startswith(provider.urn + "::"), item.kind
+
+
+def test_the_autoscaler_matches_the_cluster_version_and_discovers_only_its_groups(run):
+    deployment = next(o for o in kubernetes_objects(run) if o.kind == "Deployment").manifest
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith(":v1.33.0")
+    assert (
+        "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
+        f"k8s.io/cluster-autoscaler/{CLUSTER}"
+    ) in container["command"]
+    assert "--skip-nodes-with-local-storage=false" in container["command"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused():
+    with pytest.raises(UnsupportedKubernetesVersionError, match=r"Kubernetes 1\.20"):
+        image_for("1.20")
+
+
+def test_bindings_refer_to_the_roles_and_the_service_account_that_exist(run):
+    objects = {(o.kind, o.name): o.manifest for o in kubernetes_objects(run)}
+    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        binding = objects[(kind, "cluster-autoscaler")]
+        assert (role_kind, binding["roleRef"]["name"]) in objects
+        subject = binding["subjects"][0]
+        assert ("ServiceAccount", subject["name"]) in objects
+
+
+def role_policies(run: ProgramRun) -> dict[str, list[dict]]:
+    return {
+        r.name: json.loads(r.inputs["policy"])["Statement"]
+        for r in run.of_type("aws:iam/rolePolicy:RolePolicy")
+    }
+
+
+def test_pod_roles_trust_only_pod_identity_and_are_bound_to_one_service_account(run):
+    for role in run.of_type("aws:iam/role:Role"):
+        trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
+        assert trust == [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ]
+    associations = {
+        r.inputs["serviceAccount"]: r.inputs["namespace"]
+        for r in run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    }
+    assert associations == {
+        "cluster-autoscaler": "kube-system",
+        "aws-load-balancer-controller": "kube-system",
+        "web": "pyscale",
+    }
+
+
+def test_the_app_role_reads_exactly_the_cache_secret(run):
+    assert role_policies(run)["web-policy"] == [
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": SECRET_ARN}
+    ]
+
+
+def test_the_autoscaler_changes_capacity_only_of_this_clusters_groups(run):
+    statements = {s["Sid"]: s for s in role_policies(run)["cas-identity-policy"]}
+    scale = statements["ScaleOwnNodeGroups"]
+    assert scale["Condition"] == {
+        "StringEquals": {f"aws:ResourceTag/k8s.io/cluster-autoscaler/{CLUSTER}": "owned"}
+    }
+    assert statements["DescribeOwnNodeGroups"]["Resource"] == (
+        f"arn:aws:eks:us-east-1:123456789012:nodegroup/{CLUSTER}/*"
+    )
+    writes = [
+        action
+        for statement in statements.values()
+        for action in statement["Action"]
+        if not action.split(":")[1].startswith(("Describe", "Get"))
+    ]
+    assert sorted(writes) == [
+        "autoscaling:SetDesiredCapacity",
+        "autoscaling:TerminateInstanceInAutoScalingGroup",
+    ]
+
+
+def test_the_load_balancer_controller_is_a_pinned_chart_with_explicit_region_and_vpc(run):
+    release = run.one("kubernetes:helm.sh/v3:Release").inputs
+    assert (release["chart"], release["version"]) == ("aws-load-balancer-controller", CHART_VERSION)
+    assert release["repositoryOpts"] == {"repo": "https://aws.github.io/eks-charts"}
+    values = release["values"]
+    assert values["clusterName"] == CLUSTER
+    assert (values["region"], values["vpcId"]) == ("us-east-1", "vpc-0123456789abcdef0")
+    assert values["enableServiceMutatorWebhook"] is False
+    assert values["serviceAccount"] == {"create": True, "name": "aws-load-balancer-controller"}
+
+
+def test_the_image_repository_is_immutable_scanned_and_expires_old_images(run):
+    repository = run.one("aws:ecr/repository:Repository").inputs
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    rules = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    assert [rule["action"]["type"] for rule in rules["rules"]] == ["expire", "expire"]
