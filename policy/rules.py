@@ -58,7 +58,20 @@ CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
 LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
 LISTENERS = ("aws:lb/listener:Listener", "aws:alb/listener:Listener")
 
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+# Kubernetes workloads whose pod template the pack checks (pulumi_kubernetes tokens).
+POD_TEMPLATE_KINDS = (
+    "kubernetes:apps/v1:Deployment",
+    "kubernetes:apps/v1:StatefulSet",
+    "kubernetes:apps/v1:DaemonSet",
+)
+
 WORLD_CIDRS = ("0.0.0.0/0", "::/0")
+# The control-plane logs every EKS cluster sends; production sends all five (CIS / checkov
+# CKV_AWS_37).
+EKS_REQUIRED_LOG_TYPES = ("api", "audit", "authenticator")
+EKS_ALL_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,6 +522,9 @@ def _instance_types(args: ResourceValidationArgs) -> Iterator[tuple[str, str]]:
             kind = as_mapping(override).get("instanceType")
             if kind:
                 yield "mixed_instances_policy override", str(kind)
+    elif args.resource_type == EKS_NODE_GROUP:
+        for kind in as_list(props.get("instanceTypes")):
+            yield "instance_types", str(kind)
 
 
 def validate_instance_type_allowed(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -542,6 +558,8 @@ TAGGABLE = frozenset(
         "aws:s3/bucketV2:BucketV2",
         *LOAD_BALANCERS,
         "aws:lb/targetGroup:TargetGroup",
+        EKS_CLUSTER,
+        EKS_NODE_GROUP,
     }
 )
 DEFAULT_REQUIRED_TAGS = ("Project", "Environment")
@@ -583,6 +601,141 @@ def validate_required_tags(args: ResourceValidationArgs, report: ReportViolation
 # --------------------------------------------------------------------------------------------
 # The policies, in the order the pack reports them
 # --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
+# EKS and Kubernetes workloads
+# --------------------------------------------------------------------------------------------
+def validate_eks_secrets_encrypted(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != EKS_CLUSTER:
+        return
+    for config in as_list(args.props.get("encryptionConfig")):
+        config = as_mapping(config)
+        if "secrets" in as_list(config.get("resources")) and as_mapping(config.get("provider")).get(
+            "keyArn"
+        ):
+            return
+    report(
+        f"EKS cluster '{args.name}': Kubernetes Secrets are not envelope-encrypted with a "
+        'KMS key. Set encryption_config={provider: {key_arn: <key>}, resources: ["secrets"]}.',
+        None,
+    )
+
+
+def _eks_log_check(args: ResourceValidationArgs, report: ReportViolation, wanted) -> None:
+    if args.resource_type != EKS_CLUSTER:
+        return
+    enabled = set(as_list(args.props.get("enabledClusterLogTypes")))
+    missing = [log_type for log_type in wanted if log_type not in enabled]
+    if missing:
+        report(
+            f"EKS cluster '{args.name}': control-plane logs {', '.join(missing)} are off. "
+            f"Add them to enabled_cluster_log_types.",
+            None,
+        )
+
+
+def validate_eks_control_plane_logging(
+    args: ResourceValidationArgs, report: ReportViolation
+) -> None:
+    _eks_log_check(args, report, EKS_REQUIRED_LOG_TYPES)
+
+
+def validate_eks_all_control_plane_logs(
+    args: ResourceValidationArgs, report: ReportViolation
+) -> None:
+    _eks_log_check(args, report, EKS_ALL_LOG_TYPES)
+
+
+def validate_eks_endpoint_access(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != EKS_CLUSTER:
+        return
+    vpc = as_mapping(args.props.get("vpcConfig"))
+    if not is_true(vpc.get("endpointPrivateAccess")):
+        report(
+            f"EKS cluster '{args.name}': the private endpoint is off, so nodes reach the API "
+            "over the internet. Set vpc_config.endpoint_private_access=True.",
+            None,
+        )
+    # The provider's default for endpoint_public_access is true.
+    if vpc.get("endpointPublicAccess") is None or is_true(vpc.get("endpointPublicAccess")):
+        cidrs = as_list(vpc.get("publicAccessCidrs"))
+        open_cidrs = [cidr for cidr in cidrs if cidr in WORLD_CIDRS]
+        if not cidrs or open_cidrs:
+            report(
+                f"EKS cluster '{args.name}': the public API endpoint is open to "
+                f"{', '.join(open_cidrs) or '0.0.0.0/0 (no public_access_cidrs)'}. List the "
+                "CIDRs that may reach it in vpc_config.public_access_cidrs, or turn "
+                "endpoint_public_access off.",
+                None,
+            )
+
+
+def _pod_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return as_mapping(as_mapping(as_mapping(props.get("spec")).get("template")).get("spec"))
+
+
+def _containers(props: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    spec = _pod_spec(props)
+    for key in ("initContainers", "containers"):
+        for container in as_list(spec.get(key)):
+            yield as_mapping(container)
+
+
+def validate_pods_not_privileged_or_root(
+    args: ResourceValidationArgs, report: ReportViolation
+) -> None:
+    if args.resource_type not in POD_TEMPLATE_KINDS:
+        return
+    pod = as_mapping(_pod_spec(args.props).get("securityContext"))
+    pod_non_root = is_true(pod.get("runAsNonRoot"))
+    for container in _containers(args.props):
+        context = as_mapping(container.get("securityContext"))
+        name = f"{args.name}/{container.get('name')}"
+        if is_true(context.get("privileged")):
+            report(f"Pod container '{name}' is privileged. Remove privileged: true.", None)
+        if context.get("allowPrivilegeEscalation") is not False:
+            report(
+                f"Pod container '{name}' may escalate privileges. Set "
+                "securityContext.allowPrivilegeEscalation: false.",
+                None,
+            )
+        non_root = context.get("runAsNonRoot")
+        if not (is_true(non_root) or (non_root is None and pod_non_root)):
+            report(
+                f"Pod container '{name}' may run as root. Set runAsNonRoot: true (pod or "
+                "container securityContext) and a non-zero runAsUser.",
+                None,
+            )
+        user = context.get("runAsUser", pod.get("runAsUser"))
+        if as_number(user) == 0:
+            report(f"Pod container '{name}' runs as UID 0. Use a non-root UID.", None)
+
+
+def validate_pods_have_probes_and_resources(
+    args: ResourceValidationArgs, report: ReportViolation
+) -> None:
+    if args.resource_type not in POD_TEMPLATE_KINDS:
+        return
+    for container in as_list(_pod_spec(args.props).get("containers")):
+        container = as_mapping(container)
+        name = f"{args.name}/{container.get('name')}"
+        missing = [
+            probe for probe in ("readinessProbe", "livenessProbe") if not container.get(probe)
+        ]
+        resources = as_mapping(container.get("resources"))
+        requests = as_mapping(resources.get("requests"))
+        limits = as_mapping(resources.get("limits"))
+        missing += [f"requests.{key}" for key in ("cpu", "memory") if not requests.get(key)]
+        if not limits.get("memory"):
+            missing.append("limits.memory")
+        if missing:
+            report(
+                f"Pod container '{name}' has no {', '.join(missing)}: without probes a broken "
+                "pod keeps traffic; without requests and a memory limit the scheduler and "
+                "the autoscalers cannot size it.",
+                None,
+            )
+
+
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
 # Production policies ship disabled; policy/config/prod.json enables them as mandatory.
@@ -661,6 +814,42 @@ POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
         validate=validate_cache_snapshots,
         enforcement_level=PRODUCTION,
         config_schema=PolicyConfigSchema(properties={"minRetentionDays": _INTEGER_AT_LEAST_1}),
+    ),
+    ResourceValidationPolicy(
+        name="eks-secrets-encrypted",
+        description="EKS clusters envelope-encrypt Kubernetes Secrets with a KMS key.",
+        validate=validate_eks_secrets_encrypted,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="eks-control-plane-logging",
+        description="EKS clusters send the api, audit and authenticator logs.",
+        validate=validate_eks_control_plane_logging,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="eks-endpoint-access",
+        description="EKS API: private endpoint on; a public one only for listed CIDRs.",
+        validate=validate_eks_endpoint_access,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="pods-not-privileged-or-root",
+        description="Pod containers run as non-root, unprivileged, without escalation.",
+        validate=validate_pods_not_privileged_or_root,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="pods-have-probes-and-resources",
+        description="Pod containers have readiness/liveness probes, requests, a memory limit.",
+        validate=validate_pods_have_probes_and_resources,
+        enforcement_level=MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        name="prod-eks-all-control-plane-logs",
+        description="Production EKS clusters send all five control-plane log types.",
+        validate=validate_eks_all_control_plane_logs,
+        enforcement_level=PRODUCTION,
     ),
     ResourceValidationPolicy(
         name="instance-type-allowed",

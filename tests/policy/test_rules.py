@@ -68,6 +68,7 @@ def test_production_policies_ship_disabled_so_only_a_stack_config_enables_them()
         "prod-cache-multi-az-failover",
         "prod-fleet-spans-zones",
         "prod-cache-snapshots",
+        "prod-eks-all-control-plane-logs",
     }
     assert all(p.enforcement_level == EnforcementLevel.DISABLED for p in production)
 
