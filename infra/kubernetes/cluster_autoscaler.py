@@ -25,6 +25,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.kubernetes.pod_identity import PodIdentityRole, PodIdentityRoleArgs
+from infra.kubernetes.pod_security import restricted_container, restricted_pod
 
 NAMESPACE: Final = "kube-system"
 NAME: Final = "cluster-autoscaler"
@@ -234,12 +235,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         service_account_name=NAME,
                         priority_class_name="system-cluster-critical",
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=NOBODY,
-                            run_as_group=NOBODY,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod(NOBODY, fs_group=False),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name=NAME,
@@ -268,13 +264,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                                     ),
                                     period_seconds=30,
                                 ),
-                                security_context=k8s.core.v1.SecurityContextArgs(
-                                    allow_privilege_escalation=False,
-                                    privileged=False,
-                                    read_only_root_filesystem=True,
-                                    run_as_non_root=True,
-                                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                                ),
+                                security_context=restricted_container(),
                             )
                         ],
                     ),

@@ -19,6 +19,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.kubernetes.pod_security import restricted_container, restricted_pod
+
 VALKEY_PORT: Final = 6379
 PASSWORD_KEY: Final = "password"  # noqa: S105 (the Secret's key name, not a secret)
 PASSWORD_LENGTH: Final = 32
@@ -117,13 +119,7 @@ class InClusterValkey(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         automount_service_account_token=False,
                         enable_service_links=False,
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=VALKEY_UID,
-                            run_as_group=VALKEY_UID,
-                            fs_group=VALKEY_UID,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod(VALKEY_UID),
                         containers=[
                             k8s.core.v1.ContainerArgs(
                                 name="valkey",
@@ -162,13 +158,7 @@ class InClusterValkey(pulumi.ComponentResource):
                                 ),
                                 readiness_probe=probe,
                                 liveness_probe=probe,
-                                security_context=k8s.core.v1.SecurityContextArgs(
-                                    allow_privilege_escalation=False,
-                                    privileged=False,
-                                    read_only_root_filesystem=True,
-                                    run_as_non_root=True,
-                                    capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                                ),
+                                security_context=restricted_container(),
                                 volume_mounts=[
                                     k8s.core.v1.VolumeMountArgs(name="data", mount_path="/data")
                                 ],

@@ -34,6 +34,7 @@ import pulumi_kubernetes as k8s
 
 from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, READY_PATH, Env
 from infra.kubernetes.capacity import CapacityPlan
+from infra.kubernetes.pod_security import restricted_container, restricted_pod
 
 APP_NAME: Final = "web"
 CONTAINER_PORT_NAME: Final = "http"
@@ -215,13 +216,7 @@ class AppWorkload(pulumi.ComponentResource):
                     sleep=k8s.core.v1.SleepActionArgs(seconds=PRE_STOP_SLEEP_SECONDS)
                 )
             ),
-            security_context=k8s.core.v1.SecurityContextArgs(
-                allow_privilege_escalation=False,
-                privileged=False,
-                read_only_root_filesystem=True,
-                run_as_non_root=True,
-                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-            ),
+            security_context=restricted_container(),
             volume_mounts=[
                 k8s.core.v1.VolumeMountArgs(name="tmp", mount_path=TMP_DIR),
                 k8s.core.v1.VolumeMountArgs(name="metrics", mount_path=METRICS_DIR),
@@ -259,13 +254,7 @@ class AppWorkload(pulumi.ComponentResource):
                         automount_service_account_token=False,
                         enable_service_links=False,
                         termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True,
-                            run_as_user=IMAGE_UID,
-                            run_as_group=IMAGE_UID,
-                            fs_group=IMAGE_UID,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
+                        security_context=restricted_pod(IMAGE_UID),
                         containers=[container],
                         topology_spread_constraints=[spread(ZONE_LABEL), spread(HOSTNAME_LABEL)],
                         volumes=[

@@ -502,6 +502,37 @@ def _ecr_repository(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> 
     }
 
 
+# EKS's default add-on versions per add-on (describe-addon-versions' shape); kube-proxy's
+# follows the cluster's minor version. Stand-ins, not AWS's current defaults.
+_ADDON_DEFAULTS = {
+    "vpc-cni": "v1.19.2-eksbuild.1",
+    "eks-pod-identity-agent": "v1.3.4-eksbuild.1",
+    "coredns": "v1.11.4-eksbuild.2",
+    "metrics-server": "v0.7.2-eksbuild.1",
+}
+
+
+class UnknownAddonError(LookupError):
+    """What EKS answers for an add-on name it does not offer (ResourceNotFoundException)."""
+
+
+def _addon_version(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    name, version = args["addonName"], args["kubernetesVersion"]
+    if name == "kube-proxy":
+        default = f"v{version}.0-eksbuild.1"
+    elif name in _ADDON_DEFAULTS:
+        default = _ADDON_DEFAULTS[name]
+    else:
+        raise UnknownAddonError(f"ResourceNotFoundException: no add-on named {name!r}")
+    return {
+        "id": name,
+        "addonName": name,
+        "kubernetesVersion": version,
+        "version": default,
+        "mostRecent": bool(args.get("mostRecent")),
+    }
+
+
 def _session_context(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
     """iam.getSessionContext: an assumed-role ARN's role (its path dropped, as AWS does not
     keep it in the session ARN); any other ARN is its own issuer."""
@@ -539,6 +570,7 @@ DATA_SOURCES: dict[str, Callable[[dict[str, Any], CallContext], dict[str, Any]]]
     "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:ec2/getInstanceType:getInstanceType": _instance_type,
     "aws:iam/getSessionContext:getSessionContext": _session_context,
+    "aws:eks/getAddonVersion:getAddonVersion": _addon_version,
     "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": _instance_type_offerings,
 }
 
