@@ -62,6 +62,58 @@ RESOURCE_SETTINGS: Mapping[str, Mapping[str, str]] = {
         "cidr_blocks": "cidrBlocks",
         "source_security_group": "sourceSecurityGroupId",
     },
+    # eks: the cluster, its node groups and add-ons
+    "aws:eks/cluster:Cluster": {
+        "name": "name",
+        "version": "version",
+        "authentication_mode": "accessConfig.authenticationMode",
+        "support_type": "upgradePolicy.supportType",
+        "secrets_encryption": "encryptionConfig.resources",
+        "log_types": "enabledClusterLogTypes",
+        "endpoint_private": "vpcConfig.endpointPrivateAccess",
+        "endpoint_public": "vpcConfig.endpointPublicAccess",
+        "public_access_cidrs": "vpcConfig.publicAccessCidrs",
+        "deletion_protection": "deletionProtection",
+    },
+    "aws:eks/nodeGroup:NodeGroup": {
+        "capacity_type": "capacityType",
+        "instance_types": "instanceTypes",
+        "ami_type": "amiType",
+        "min_size": "scalingConfig.minSize",
+        "desired_size": "scalingConfig.desiredSize",
+        "max_size": "scalingConfig.maxSize",
+        "max_unavailable_percent": "updateConfig.maxUnavailablePercentage",
+    },
+    "aws:eks/addon:Addon": {"addon": "addonName", "version": "addonVersion"},
+    "aws:eks/accessEntry:AccessEntry": {"principal": "principalArn", "type": "type"},
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": {
+        "namespace": "namespace",
+        "service_account": "serviceAccount",
+    },
+    "aws:ecr/repository:Repository": {"tag_mutability": "imageTagMutability"},
+    # kubernetes workloads
+    "kubernetes:apps/v1:Deployment": {
+        "name": "metadata.name",
+        "namespace": "metadata.namespace",
+        "replicas": "spec.replicas",
+        "image": "spec.template.spec.containers[*].image",
+        "cpu_request": "spec.template.spec.containers[*].resources.requests.cpu",
+        "memory_request": "spec.template.spec.containers[*].resources.requests.memory",
+        "memory_limit": "spec.template.spec.containers[*].resources.limits.memory",
+    },
+    "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": {
+        "target": "spec.scaleTargetRef.name",
+        "min_replicas": "spec.minReplicas",
+        "max_replicas": "spec.maxReplicas",
+        "cpu_target": "spec.metrics[0].resource.target.averageUtilization",
+    },
+    "kubernetes:policy/v1:PodDisruptionBudget": {"max_unavailable": "spec.maxUnavailable"},
+    "kubernetes:core/v1:Service": {"type": "spec.type", "port": "spec.ports[0].port"},
+    "kubernetes:apps/v1:StatefulSet": {
+        "image": "spec.template.spec.containers[*].image",
+        "memory_limit": "spec.template.spec.containers[*].resources.limits.memory",
+    },
+    "kubernetes:helm.sh/v3:Release": {"chart": "chart", "version": "version"},
     # load balancer
     "aws:lb/loadBalancer:LoadBalancer": {
         "load_balancer_type": "loadBalancerType",
