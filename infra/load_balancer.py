@@ -75,6 +75,8 @@ class LoadBalancerArgs:
     internet_ready: Network.internet_ready, what the internet-facing ALB must be created
         after (the gateway attached, the public subnets routed to it).
     app_port: the app's port (app.contract.DEFAULT_PORT).
+    target_type: "instance" (the EC2 fleet registers its instances) or "ip" (eks: the AWS
+        Load Balancer Controller registers pod IPs through a TargetGroupBinding).
     """
 
     settings: EdgeSettings
@@ -85,6 +87,7 @@ class LoadBalancerArgs:
     security_group_id: pulumi.Input[str]
     internet_ready: Sequence[pulumi.Resource]
     app_port: int = DEFAULT_PORT
+    target_type: str = "instance"
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -140,7 +143,7 @@ class LoadBalancer(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             port=args.app_port,
             protocol="HTTP",
-            target_type="instance",
+            target_type=args.target_type,
             deregistration_delay=GRACEFUL_TIMEOUT_SECONDS,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True,

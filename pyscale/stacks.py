@@ -82,6 +82,16 @@ def stack_names() -> list[str]:
     )
 
 
+def platform_of(stack: str) -> str:
+    """The stack's ``pyscale:platform`` (ec2, eks or kubernetes; ec2 when not set)."""
+    return str(stack_values(stack).get("pyscale:platform", "ec2"))
+
+
+def stacks_on(*platforms: str) -> list[str]:
+    """The shipped stacks whose platform is one of ``platforms``, sorted."""
+    return [stack for stack in stack_names() if platform_of(stack) in platforms]
+
+
 def engine_string(value: Any) -> str:
     """A config value as the engine marshals it for the program."""
     if isinstance(value, bool):

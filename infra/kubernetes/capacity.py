@@ -88,6 +88,14 @@ EKS_SYSTEM_PODS: Final = (
 )
 
 
+# A cluster the stack does not own: its CNI and kube-proxy on every node, and CoreDNS.
+EXISTING_CLUSTER_SYSTEM_PODS: Final = (
+    SystemPod("cni", 25, 0, per_node=True),
+    SystemPod("kube-proxy", 100, 0, per_node=True),
+    SystemPod("coredns", 100, 70, replicas=2),
+)
+
+
 @functools.cache
 def _eni_max_pods() -> dict[str, int]:
     pods: dict[str, int] = {}
@@ -142,7 +150,8 @@ class PodSize:
 
 @dataclass(frozen=True)
 class CapacityKeys:
-    """The stack keys each figure comes from, for the error messages."""
+    """The stack keys each figure comes from, for the error messages (without the
+    ``pyscale:`` namespace, which the program's error adds)."""
 
     instance_type: str = "instanceType"
     pods_per_node: str = "podsPerNode"
@@ -215,7 +224,8 @@ def plan_capacity(
 
     if daemon_count + pods_per_node > node.max_pods:
         problems.append(
-            f"{keys.pods_per_node}={pods_per_node}: a {instance_type} node runs at most "
+            f"{keys.pods_per_node}: {pods_per_node} app pods per node do not fit: a "
+            f"{instance_type} node runs at most "
             f"{node.max_pods} pods (ENI limit, {ENI_MAX_PODS.name}) and {daemon_count} are "
             f"DaemonSets; at most {node.max_pods - daemon_count} app pods per node "
             f"(lower {keys.pods_per_node} or choose a larger {keys.instance_type})"
@@ -223,7 +233,8 @@ def plan_capacity(
     pod = pod_size(node, pods_per_node, system_pods)
     if pod.cpu_millicores < MIN_POD_CPU_MILLICORES or pod.memory_mib < MIN_POD_MEMORY_MIB:
         problems.append(
-            f"{keys.pods_per_node}={pods_per_node}: each app pod would get {pod.cpu} CPU and "
+            f"{keys.pods_per_node}: with {pods_per_node} per node each app pod would get "
+            f"{pod.cpu} CPU and "
             f"{pod.memory} on a {instance_type} (allocatable {node.allocatable_cpu_millicores}m, "
             f"{node.allocatable_memory_mib}Mi); at least {MIN_POD_CPU_MILLICORES}m and "
             f"{MIN_POD_MEMORY_MIB}Mi are needed (lower {keys.pods_per_node} or choose a larger "
@@ -232,7 +243,8 @@ def plan_capacity(
     pod_slots = max_nodes * (node.max_pods - daemon_count)
     if pod_slots < max_replicas + system_count:
         problems.append(
-            f"{keys.max_replicas}={max_replicas}: {max_nodes} nodes ({keys.max_nodes}) of "
+            f"{keys.max_replicas}: {max_replicas} app pods do not fit: {max_nodes} nodes "
+            f"({keys.max_nodes}) of "
             f"{instance_type} hold {pod_slots} pods besides DaemonSets, fewer than "
             f"{max_replicas} app pods + {system_count} system pods"
         )
@@ -246,9 +258,10 @@ def plan_capacity(
     ):
         if needed > there:
             problems.append(
-                f"{keys.max_replicas}={max_replicas}, {keys.max_nodes}={max_nodes}: "
-                f"{max_replicas} app pods x their requests + system pods need {needed}{unit} "
-                f"{resource}, but {max_nodes} {instance_type} nodes allocate {there}{unit} "
+                f"{keys.max_replicas}: {max_replicas} app pods x their requests + system pods "
+                f"need {needed}{unit} "
+                f"{resource}, but {max_nodes} {instance_type} nodes ({keys.max_nodes}) allocate "
+                f"{there}{unit} "
                 f"(raise {keys.max_nodes}, lower {keys.max_replicas}, or raise "
                 f"{keys.pods_per_node} for smaller pods)"
             )

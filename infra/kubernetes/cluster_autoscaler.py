@@ -224,6 +224,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role])),
         )
         selector = {"app.kubernetes.io/name": NAME}
+        health_probe = k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health-check", port=8085),
+            period_seconds=30,
+        )
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=metadata,
@@ -258,12 +262,9 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                                     requests={"cpu": CPU, "memory": MEMORY},
                                     limits={"memory": MEMORY},
                                 ),
-                                liveness_probe=k8s.core.v1.ProbeArgs(
-                                    http_get=k8s.core.v1.HTTPGetActionArgs(
-                                        path="/health-check", port=8085
-                                    ),
-                                    period_seconds=30,
-                                ),
+                                # CAS serves /health-check on its metrics port (8085).
+                                readiness_probe=health_probe,
+                                liveness_probe=health_probe,
                                 security_context=restricted_container(),
                             )
                         ],

@@ -29,6 +29,16 @@ VALKEY_UID: Final = 999
 # Valkey's own use beyond the data set (buffers, fragmentation): maxmemory is this share of
 # the container's memory limit, so eviction starts before the kernel's OOM killer would.
 MAXMEMORY_SHARE: Final = 0.75
+OBJECT_NAME: Final = "valkey"  # the StatefulSet, its Service, Secret and PDB
+
+
+def host(namespace: str) -> str:
+    return f"{OBJECT_NAME}.{namespace}.svc.cluster.local"
+
+
+def url_template(namespace: str) -> str:
+    """The app's REDIS_URL; Kubernetes expands $(REDIS_PASSWORD) from the Secret."""
+    return f"redis://:$(REDIS_PASSWORD)@{host(namespace)}:{VALKEY_PORT}/0"
 
 
 @dataclass(frozen=True)
@@ -66,11 +76,11 @@ class InClusterValkey(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         selector = {"app.kubernetes.io/name": "valkey", "app.kubernetes.io/instance": name}
         labels = {**args.labels, **selector, "app.kubernetes.io/managed-by": "pulumi"}
-        object_name = "valkey"
+        object_name = OBJECT_NAME
         self.secret_name: str = object_name
-        self.host: str = f"{object_name}.{args.namespace}.svc.cluster.local"
+        self.host: str = host(args.namespace)
         self.port: int = VALKEY_PORT
-        self.url_template: str = f"redis://:$(REDIS_PASSWORD)@{self.host}:{VALKEY_PORT}/0"
+        self.url_template: str = url_template(args.namespace)
 
         def metadata() -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(

@@ -81,6 +81,8 @@ class WorkloadArgs:
         TargetGroupBinding has the AWS Load Balancer Controller register the Service's pods
         in it (the ALB itself stays in Pulumi state: no Ingress-made ALB to orphan).
     vpc_id: the target group's VPC (lets the controller skip looking it up via IMDS).
+    service_type: the Service's type (ClusterIP behind the ALB; an existing cluster may
+        expose it as NodePort or LoadBalancer).
     labels: extra labels for every object.
     """
 
@@ -96,6 +98,7 @@ class WorkloadArgs:
     readiness_gates: bool = False
     target_group_arn: pulumi.Input[str] | None = None
     vpc_id: pulumi.Input[str] | None = None
+    service_type: str = "ClusterIP"
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -282,7 +285,7 @@ class AppWorkload(pulumi.ComponentResource):
             f"{name}-service",
             metadata=metadata(),
             spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
+                type=args.service_type,
                 selector=selector,
                 ports=[
                     k8s.core.v1.ServicePortArgs(

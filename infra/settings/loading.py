@@ -33,6 +33,7 @@ from infra.settings.edge import EdgeSettings
 from infra.settings.fleet import FleetSettings
 from infra.settings.monitoring import MonitoringSettings
 from infra.settings.network import NetworkSettings
+from infra.settings.platform import PlatformSettings, platform_key_problems
 from infra.settings.release import ReleaseSettings
 
 # Every area, in the order of the configuration reference.
@@ -43,6 +44,7 @@ AREAS: tuple[tuple[str, type[AreaSettings]], ...] = (
     ("fleet", FleetSettings),
     ("release", ReleaseSettings),
     ("monitoring", MonitoringSettings),
+    ("platform", PlatformSettings),
 )
 KEYS: tuple[KeyDeclaration, ...] = tuple(
     key for area, model in AREAS for key in declarations(area, model)
@@ -64,6 +66,7 @@ class Settings(BaseModel):
     fleet: FleetSettings
     release: ReleaseSettings
     monitoring: MonitoringSettings
+    platform: PlatformSettings
     # From aws:defaultTags; sorted (key, value) pairs so the settings stay hashable.
     tags: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()
@@ -197,6 +200,21 @@ def _read_area(
     return settings, problems
 
 
+def _changed_keys(areas: Mapping[str, AreaSettings | None], region: str) -> dict[str, str]:
+    """Key name -> area of every key whose value differs from its default (the engine hands
+    the program every key, Pulumi.yaml's defaults included)."""
+    changed = {}
+    for area, model in AREAS:
+        current = areas.get(area)
+        defaults, _ = _read_area(area, model, {}, {"region": region})
+        if current is None or defaults is None:
+            continue
+        for key in declarations(area, model):
+            if getattr(current, key.attribute) != getattr(defaults, key.attribute):
+                changed[key.name] = area
+    return changed
+
+
 def _unknown_keys(config: Mapping[str, str]) -> list[str]:
     prefix = f"{NAMESPACE}:"
     known = [key.full_name for key in KEYS]
@@ -222,6 +240,9 @@ def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPAC
         problems += area_problems
     tags, tag_problems = stack_checks.read_default_tags(config)
     problems += tag_problems
+    platform = areas["platform"]
+    if isinstance(platform, PlatformSettings):
+        problems += platform_key_problems(platform.platform, _changed_keys(areas, region))
     if problems:
         raise ConfigError(stack, problems)
     settings = Settings.model_validate(

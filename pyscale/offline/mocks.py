@@ -16,7 +16,6 @@ import fnmatch
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -411,10 +410,6 @@ def _instance_type(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------
 # EKS, KMS, ECR: what the provider reads back after create (formats as AWS returns them)
 # ---------------------------------------------------------------------------------------
-def _uuid(*parts: str) -> str:
-    return str(uuid.UUID(hex=_hex(*parts, length=32)))
-
-
 def _eks_cluster(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
     name = args.inputs.get("name") or _autoname(args.name, 100)
     token = _hex("eks", name, length=32).upper()
@@ -479,16 +474,6 @@ def _eks_pod_identity(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -
         "associationId": association,
         "associationArn": ctx.arn("eks", f"podidentityassociation/{cluster}/{association}"),
     }
-
-
-def _kms_key(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
-    key_id = _uuid("kms", args.name)
-    return {"id": key_id, "keyId": key_id, "arn": ctx.arn("kms", f"key/{key_id}")}
-
-
-def _kms_alias(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
-    name = args.inputs.get("name", "")
-    return {"id": name, "arn": ctx.arn("kms", name)}
 
 
 def _ecr_repository(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
@@ -872,8 +857,6 @@ RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallConte
     "aws:eks/addon:Addon": _eks_addon,
     "aws:eks/accessEntry:AccessEntry": _eks_access_entry,
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": _eks_pod_identity,
-    "aws:kms/key:Key": _kms_key,
-    "aws:kms/alias:Alias": _kms_alias,
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:lb/listener:Listener": _listener,
@@ -917,7 +900,7 @@ def _kubernetes_object(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) 
     provider autonames), and the id ``namespace/name`` (just ``name`` for cluster objects)."""
     metadata = dict(args.inputs.get("metadata") or {})
     metadata.setdefault("name", f"{args.name}-{_hex('k8s', args.name, length=8)}")
-    metadata["uid"] = str(uuid.UUID(hex=_hex("uid", args.typ, args.name, length=32)))
+    metadata["uid"] = _uuid("uid", args.typ, args.name)
     namespace = metadata.get("namespace")
     object_id = f"{namespace}/{metadata['name']}" if namespace else metadata["name"]
     return {"id": object_id, "metadata": metadata}

@@ -74,7 +74,7 @@ def test_more_pods_per_node_than_the_eni_limit_is_refused_naming_the_keys():
     with pytest.raises(CapacityError) as caught:
         plan_capacity("t4g.small", pods_per_node=9, max_nodes=10, max_replicas=9)
     first = caught.value.problems[0]
-    assert first.startswith("podsPerNode=9:")
+    assert first.startswith("podsPerNode: 9 app pods per node do not fit")
     assert "at most 11 pods" in first
     assert "instanceType" in first
 
@@ -90,7 +90,8 @@ def test_an_hpa_maximum_the_nodes_cannot_hold_is_refused_naming_both_keys():
         plan_capacity("t4g.medium", pods_per_node=1, max_nodes=2, max_replicas=6)
     cpu = [problem for problem in caught.value.problems if " CPU, " in problem]
     assert len(cpu) == 1
-    assert cpu[0].startswith("hpaMaxReplicas=6, maxSize=2:")
+    assert cpu[0].startswith("hpaMaxReplicas: 6 app pods")
+    assert "2 t4g.medium nodes (maxSize)" in cpu[0]
 
 
 def test_too_few_pod_slots_for_the_hpa_maximum_is_refused():

@@ -11,8 +11,11 @@ from infra.settings import KEYS, load_settings
 from pyscale import stacks
 
 
-def test_the_three_environments_are_shipped():
-    assert stacks.stack_names() == ["dev", "prod", "staging"]
+def test_the_three_environments_and_one_example_per_kubernetes_platform_are_shipped():
+    assert stacks.stack_names() == ["dev", "dev-eks", "dev-k8s", "prod", "staging"]
+    assert stacks.stacks_on("ec2") == ["dev", "prod", "staging"]
+    assert stacks.stacks_on("eks") == ["dev-eks"]
+    assert stacks.stacks_on("kubernetes") == ["dev-k8s"]
 
 
 def test_engine_config_is_engine_strings_merged_over_project_defaults():
@@ -27,7 +30,9 @@ def test_engine_config_is_engine_strings_merged_over_project_defaults():
 
 
 def test_unknown_stack_lists_the_known_ones():
-    with pytest.raises(stacks.UnknownStackError, match="known stacks are dev, prod, staging"):
+    with pytest.raises(
+        stacks.UnknownStackError, match="known stacks are dev, dev-eks, dev-k8s, prod, staging"
+    ):
         stacks.engine_config("qa")
 
 

@@ -27,9 +27,11 @@ from policy.offline import (
     provider_from_config,
     run_offline_stack,
 )
-from pyscale.stacks import stack_names
+from pyscale.stacks import stack_names, stacks_on
 
 STACKS = stack_names()
+# The flips below guard the EC2 fleet's resources (eks and workloads: test_kubernetes_rules.py).
+EC2_STACKS = stacks_on("ec2")
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
@@ -170,7 +172,7 @@ MANDATORY_FLIPS = cases(
 )
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EC2_STACKS)
 @pytest.mark.parametrize(
     ("policy", "type_", "path", "compliant", "flipped", "words"),
     MANDATORY_FLIPS,
@@ -189,7 +191,7 @@ def test_flipping_the_guarded_input_of_a_real_resource_trips_its_policy(
     assert words in violations[0].message
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EC2_STACKS)
 def test_a_real_alb_rule_opened_on_a_port_it_does_not_listen_on_is_rejected(stack):
     index = the_one(stack, INGRESS_RULE, lambda r: r.inputs.get("fromPort") == 80.0)
     violations = flip(stack, index, ("fromPort",), 80.0, 22.0)
@@ -197,7 +199,7 @@ def test_a_real_alb_rule_opened_on_a_port_it_does_not_listen_on_is_rejected(stac
     assert "ports 22-80" in violations[0].message
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EC2_STACKS)
 def test_the_real_fleet_rule_opened_to_the_world_is_rejected(stack):
     index = the_one(stack, INGRESS_RULE, lambda r: r.name.endswith("-alb-to-fleet-in"))
     fleet_sg = real_run(stack)[0][index].inputs["referencedSecurityGroupId"]
@@ -216,7 +218,7 @@ def test_the_real_fleet_rule_opened_to_the_world_is_rejected(stack):
     assert "not the security group of a load balancer" in violations[0].message
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EC2_STACKS)
 def test_the_fleet_launched_into_a_real_subnet_that_maps_public_ips_is_rejected(stack):
     resources, _ = real_run(stack)
     group = resources[the_one(stack, AUTOSCALING_GROUP)]
@@ -227,7 +229,7 @@ def test_the_fleet_launched_into_a_real_subnet_that_maps_public_ips_is_rejected(
     assert name_of(stack, index) in violations[0].message
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EC2_STACKS)
 def test_a_real_fleet_without_the_environment_tag_is_advised(stack):
     index = the_one(stack, AUTOSCALING_GROUP)
     tags = real_run(stack)[0][index].inputs["tags"]
@@ -238,7 +240,7 @@ def test_a_real_fleet_without_the_environment_tag_is_advised(stack):
     assert "Environment" in violations[0].message
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", EC2_STACKS)
 def test_without_the_providers_default_tags_the_real_vpc_lacks_its_tags(stack):
     resources, engine_config = real_run(stack)
     assert "aws:defaultTags" in engine_config

@@ -1,0 +1,348 @@
+"""Platform keys: where the app runs — the EC2 fleet (``ec2``, the default), an EKS cluster
+the program builds (``eks``), or a Kubernetes cluster you already have (``kubernetes``) —
+and the Kubernetes shape of the app.
+
+Each key below applies to some platforms only (``APPLIES_TO``); a stack that sets a key
+its platform does not use is refused naming the key, so a typo'd platform or a copied
+stack never deploys with settings silently ignored. The fleet's sizes (``instanceType``,
+``minSize``, ``desiredCapacity``, ``maxSize``), ``cpuTargetPercent`` and
+``rootVolumeSizeGb`` size the EKS managed node group and the HPA target on eks.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from typing import Annotated, Self
+
+from pydantic import BeforeValidator, field_validator, model_validator
+
+from infra.kubernetes.cluster_autoscaler import IMAGE_TAGS
+from infra.settings.base import (
+    AreaSettings,
+    Problems,
+    empty_is_none,
+    in_place,
+    matches,
+    refused,
+    replacement,
+    setting,
+)
+from infra.settings.fleet import InstanceTypeName
+
+
+class Platform(enum.StrEnum):
+    EC2 = "ec2"
+    EKS = "eks"
+    KUBERNETES = "kubernetes"
+
+
+class ServiceType(enum.StrEnum):
+    """How the app's Service is exposed on an existing cluster (eks always uses the ALB)."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+_DIGEST_REF = r"^[a-z0-9][a-z0-9.:/_-]*@sha256:[0-9a-f]{64}$"
+_ADDON_VERSION = r"^v\d+\.\d+\.\d+-eksbuild\.\d+$"
+_MINOR = r"^1\.\d{2}$"
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
+_NAMESPACE = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+DigestRef = Annotated[
+    str | None,
+    BeforeValidator(empty_is_none),
+    matches(_DIGEST_REF, "must be an image reference by digest (repository@sha256:<64 hex>)"),
+]
+AddonVersion = Annotated[
+    str | None,
+    BeforeValidator(empty_is_none),
+    matches(_ADDON_VERSION, "must be an EKS add-on version such as v1.2.3-eksbuild.1"),
+]
+
+_ROLLS_PODS = "a new pod template: the Deployment rolls, one pod at a time"
+_ADDON_CHANGE = in_place("EKS updates the add-on in place (its pods roll)")
+
+
+class PlatformSettings(AreaSettings):
+    platform: Platform = setting(
+        "platform",
+        "ec2",
+        doc="Where the app runs: EC2 Auto Scaling groups, an EKS cluster, or an existing "
+        "Kubernetes cluster.",
+        change=refused(
+            "the compute moves to another platform: deploy a new stack and move traffic"
+        ),
+    )
+    kubernetes_version: Annotated[str, matches(_MINOR, "must be a minor version like 1.33")] = (
+        setting(
+            "kubernetesVersion",
+            "1.33",
+            allowed="1.31, 1.32, 1.33 (a Cluster Autoscaler release is pinned for each)",
+            doc="eks: the cluster's pinned version; kubernetes: the API version the "
+            "manifests are validated against.",
+            change=in_place(
+                "eks upgrades the control plane one minor at a time, then rolls the nodes"
+            ),
+        )
+    )
+    namespace: Annotated[str, matches(_NAMESPACE, "must be a DNS label")] = setting(
+        "kubernetesNamespace",
+        "pyscale",
+        doc="The app's namespace (created by the program).",
+        change=replacement("every app object is recreated in the new namespace"),
+    )
+    pods_per_node: int = setting(
+        "podsPerNode",
+        2,
+        ge=1,
+        le=250,
+        doc="App pods sized to share one node: the pods' requests are the node's "
+        "allocatable CPU and memory (after DaemonSets) divided by this.",
+        change=in_place(_ROLLS_PODS),
+    )
+    hpa_min_replicas: int = setting(
+        "hpaMinReplicas",
+        2,
+        ge=1,
+        le=1000,
+        doc="Fewest app pods (the HPA's minimum; also `pyscale local up`'s replicas).",
+        change=in_place("the HPA adjusts the replica count"),
+    )
+    hpa_max_replicas: int = setting(
+        "hpaMaxReplicas",
+        6,
+        ge=1,
+        le=1000,
+        doc="Most app pods (the HPA's maximum); checked against the nodes' capacity.",
+        change=in_place("the HPA adjusts the replica count"),
+    )
+    app_image: DigestRef = setting(
+        "appImage",
+        "",
+        allowed="repository@sha256:<digest>, or empty",
+        doc="The app's container image by digest (container/Dockerfile). eks: empty until "
+        "the first image is pushed to the program's ECR repository.",
+        change=in_place(_ROLLS_PODS),
+    )
+    eks_public_access_cidrs: tuple[str, ...] = setting(
+        "eksPublicAccessCidrs",
+        (),
+        allowed="IPv4 CIDRs (not 0.0.0.0/0), or empty for a private-only endpoint",
+        doc="Who may reach the EKS API's public endpoint (CI's egress IPs); empty: the "
+        "endpoint is private only and `pulumi up` must run inside the VPC.",
+        change=in_place("EKS updates the endpoint (several minutes)"),
+    )
+    eks_admin_role_arn: Annotated[
+        str | None, BeforeValidator(empty_is_none), matches(_ROLE_ARN, "must be an IAM role ARN")
+    ] = setting(
+        "eksAdminRoleArn",
+        "",
+        allowed="an IAM role ARN, or empty for the deploying role",
+        doc="The IAM role given cluster admin through an access entry.",
+        change=replacement("the old role's access entry is deleted"),
+    )
+    eks_vpc_cni_version: AddonVersion = setting(
+        "eksVpcCniVersion", "", doc="vpc-cni add-on version (empty: EKS's default for "
+        "kubernetesVersion, resolved at deploy).", change=_ADDON_CHANGE,
+    )  # fmt: skip
+    eks_pod_identity_agent_version: AddonVersion = setting(
+        "eksPodIdentityAgentVersion", "", doc="eks-pod-identity-agent add-on version "
+        "(empty: EKS's default).", change=_ADDON_CHANGE,
+    )  # fmt: skip
+    eks_kube_proxy_version: AddonVersion = setting(
+        "eksKubeProxyVersion", "", doc="kube-proxy add-on version (empty: EKS's default).",
+        change=_ADDON_CHANGE,
+    )  # fmt: skip
+    eks_coredns_version: AddonVersion = setting(
+        "eksCorednsVersion", "", doc="coredns add-on version (empty: EKS's default).",
+        change=_ADDON_CHANGE,
+    )  # fmt: skip
+    eks_metrics_server_version: AddonVersion = setting(
+        "eksMetricsServerVersion", "", doc="metrics-server add-on version (empty: EKS's "
+        "default).", change=_ADDON_CHANGE,
+    )  # fmt: skip
+    eks_spot_instance_types: tuple[InstanceTypeName, ...] = setting(
+        "eksSpotInstanceTypes",
+        (),
+        allowed="EC2 instance types of one architecture, or empty for no Spot group",
+        doc="Instance types of a separate Spot node group (same CPU/memory shape).",
+        change=replacement("the Spot node group is replaced, new nodes first"),
+    )
+    eks_spot_max_size: int = setting(
+        "eksSpotMaxSize",
+        0,
+        ge=0,
+        le=1000,
+        doc="Most Spot nodes (the group starts at 0; the Cluster Autoscaler adds them).",
+        change=in_place(),
+    )
+    eks_deletion_protection: bool = setting(
+        "eksDeletionProtection",
+        False,
+        doc="The EKS cluster refuses deletion until this is turned off (prod).",
+        change=in_place(),
+    )
+    eks_all_control_plane_logs: bool = setting(
+        "eksAllControlPlaneLogs",
+        False,
+        doc="Send all five control-plane log types (prod); else api, audit, authenticator.",
+        change=in_place("EKS updates the cluster's logging (a few minutes)"),
+    )
+    kubeconfig: Annotated[str | None, BeforeValidator(empty_is_none)] = setting(
+        "kubeconfig",
+        "",
+        allowed="a kubeconfig (set with `pulumi config set --secret`)",
+        doc="kubernetes: the existing cluster's kubeconfig.",
+        change=in_place("the provider is reconfigured; objects stay (clusterIdentifier)"),
+    )
+    cluster_identifier: Annotated[str | None, BeforeValidator(empty_is_none)] = setting(
+        "clusterIdentifier",
+        "",
+        doc="kubernetes: a stable name for the cluster; a kubeconfig change does not "
+        "replace the objects while it stays the same.",
+        change=replacement("every Kubernetes object is replaced"),
+    )
+    redis_url: Annotated[str | None, BeforeValidator(empty_is_none)] = setting(
+        "redisUrl",
+        "",
+        allowed="redis:// or rediss:// URL (a secret), or empty for the in-cluster Valkey",
+        doc="kubernetes: an external Redis for the app's cache.",
+        change=in_place(_ROLLS_PODS),
+    )
+    valkey_image: DigestRef = setting(
+        "valkeyImage",
+        "",
+        allowed="docker.io/valkey/valkey:<tag>@sha256:<digest>, or empty with redisUrl",
+        doc="kubernetes: the in-cluster Valkey's image by digest (used without redisUrl).",
+        change=in_place("the Valkey pod restarts: the cache starts cold"),
+    )
+    service_type: ServiceType = setting(
+        "serviceType",
+        "ClusterIP",
+        doc="kubernetes: the app Service's type (ClusterIP for your own Ingress).",
+        change=in_place("the Service is updated; LoadBalancer makes your cluster's balancer"),
+    )
+
+    @field_validator("eks_public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in cidrs:
+            try:
+                network = ipaddress.IPv4Network(cidr)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IPv4 CIDR") from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    "0.0.0.0/0 opens the cluster API to the internet: list CI's egress "
+                    "CIDRs, or leave it empty for a private-only endpoint"
+                )
+        return cidrs
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _pinned_autoscaler(cls, version: str) -> str:
+        if version not in IMAGE_TAGS:
+            raise ValueError(
+                f"must be one of {', '.join(IMAGE_TAGS)} (a Cluster Autoscaler release is "
+                f"pinned for each), got {version!r}"
+            )
+        return version
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return url
+
+    @model_validator(mode="after")
+    def _combinations(self) -> Self:
+        problems = Problems()
+        if self.platform != Platform.EC2 and self.hpa_min_replicas > self.hpa_max_replicas:
+            problems.add("hpaMinReplicas", f"must be <= hpaMaxReplicas ({self.hpa_max_replicas})")
+        if self.platform == Platform.KUBERNETES:
+            for key, value in (
+                ("kubeconfig", self.kubeconfig),
+                ("clusterIdentifier", self.cluster_identifier),
+                ("appImage", self.app_image),
+            ):
+                if value is None:
+                    problems.add(key, "is required on platform kubernetes")
+            if (self.redis_url is None) == (self.valkey_image is None):
+                problems.add(
+                    "redisUrl",
+                    "set exactly one of redisUrl (an external Redis) and valkeyImage (an "
+                    "in-cluster Valkey) on platform kubernetes",
+                )
+        if self.eks_spot_max_size and not self.eks_spot_instance_types:
+            problems.add("eksSpotMaxSize", "is set but eksSpotInstanceTypes is empty")
+        if self.eks_spot_instance_types and not self.eks_spot_max_size:
+            problems.add("eksSpotInstanceTypes", "is set but eksSpotMaxSize is 0")
+        problems.check()
+        return self
+
+    @property
+    def addon_versions(self) -> dict[str, str | None]:
+        return {
+            "vpc-cni": self.eks_vpc_cni_version,
+            "eks-pod-identity-agent": self.eks_pod_identity_agent_version,
+            "kube-proxy": self.eks_kube_proxy_version,
+            "coredns": self.eks_coredns_version,
+            "metrics-server": self.eks_metrics_server_version,
+        }
+
+
+# Which keys each platform reads, by area: a key set in the stack that its platform does not
+# read is refused (loading.py), so nothing is silently ignored. ec2 reads every area but
+# this one; the Kubernetes platforms read this area's keys for them and a few fleet keys.
+_WORKLOAD_KEYS = frozenset(
+    {"kubernetesVersion", "kubernetesNamespace", "podsPerNode", "hpaMinReplicas",
+     "hpaMaxReplicas", "appImage"}
+)  # fmt: skip
+_EKS_KEYS = frozenset(
+    {"eksPublicAccessCidrs", "eksAdminRoleArn", "eksVpcCniVersion", "eksPodIdentityAgentVersion",
+     "eksKubeProxyVersion", "eksCorednsVersion", "eksMetricsServerVersion",
+     "eksSpotInstanceTypes", "eksSpotMaxSize", "eksDeletionProtection", "eksAllControlPlaneLogs"}
+)  # fmt: skip
+_EXISTING_CLUSTER_KEYS = frozenset(
+    {"kubeconfig", "clusterIdentifier", "redisUrl", "valkeyImage", "serviceType"}
+)
+# Fleet keys that size the Kubernetes platforms (node group, pod budget, HPA target).
+_EKS_FLEET_KEYS = frozenset(
+    {"instanceType", "minSize", "desiredCapacity", "maxSize", "cpuTargetPercent",
+     "rootVolumeSizeGb"}
+)  # fmt: skip
+_EXISTING_CLUSTER_FLEET_KEYS = frozenset({"instanceType", "maxSize", "cpuTargetPercent"})
+
+
+def reads(platform: Platform, area: str, key: str) -> bool:
+    """Whether `platform` uses `key` of `area`."""
+    if key == "platform":
+        return True
+    if platform is Platform.EC2:
+        return area != "platform"
+    if area == "platform":
+        extra = _EKS_KEYS if platform is Platform.EKS else _EXISTING_CLUSTER_KEYS
+        return key in _WORKLOAD_KEYS | extra
+    if area == "fleet":
+        keys = _EKS_FLEET_KEYS if platform is Platform.EKS else _EXISTING_CLUSTER_FLEET_KEYS
+        return key in keys
+    if area == "release":
+        return True  # the image carries the same release (appSourceDir, wsgiModule)
+    # network, edge, cache, monitoring: AWS pieces eks builds and an existing cluster lacks
+    return platform is Platform.EKS
+
+
+def platform_key_problems(platform: Platform, given: dict[str, str]) -> list[str]:
+    """One line per key (name -> area) that the stack sets but `platform` does not read."""
+    problems = []
+    for key, area in sorted(given.items()):
+        if not reads(platform, area, key):
+            users = [other.value for other in Platform if reads(other, area, key)]
+            problems.append(
+                f"pyscale:{key}: is not used on platform {platform.value} (it applies to "
+                f"{' and '.join(users)}): remove it from the stack, or set pyscale:platform"
+            )
+    return problems
