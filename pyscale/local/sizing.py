@@ -5,6 +5,10 @@ workers per replica what gunicorn would start on the stack's instance type (its 
 through app/sizing.py, the formula app/gunicorn.conf.py uses, or the stack's
 webConcurrency), each capped by the vCPUs here, counted as gunicorn counts them: more
 processes than cores only measure the scheduler. Flags override both.
+
+On the Kubernetes platforms (eks, kubernetes) the same shape comes from the pods: replicas
+are the HPA's minimum (hpaMinReplicas) and workers the WEB_CONCURRENCY the Deployment sets,
+derived from the pod's CPU request (infra/kubernetes/capacity.py).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from app import sizing as app_sizing
 from infra import instance_types
 from infra import settings as infra_settings
+from infra.kubernetes.stack import capacity_plan
+from infra.settings.platform import Platform
 from pyscale import stacks
 from pyscale.local.errors import LocalTopologyError
 
@@ -39,6 +45,9 @@ class StackShape:
     desired_capacity: int
     web_concurrency: int | None
     cache_ttl_seconds: int
+    # Where desired_capacity and web_concurrency come from, for the explanation.
+    replicas_key: str = "desiredCapacity"
+    workers_source: str = "webConcurrency"
 
 
 def local_cores() -> int:
@@ -56,6 +65,21 @@ def stack_shape(stack: str) -> StackShape:
         raise LocalTopologyError(f"--stack {stack}: {error}") from None
     fleet = settings.fleet
     instance = instance_types.lookup(fleet.instance_type)
+    if settings.platform.platform is not Platform.EC2:
+        try:
+            pod = capacity_plan(settings).pod
+        except infra_settings.ConfigError as error:
+            raise LocalTopologyError(f"--stack {stack}: {error}") from None
+        return StackShape(
+            stack=stack,
+            instance_type=instance.name,
+            vcpus=instance.vcpus,
+            desired_capacity=settings.platform.hpa_min_replicas,
+            web_concurrency=pod.workers,
+            cache_ttl_seconds=settings.cache.ttl_seconds,
+            replicas_key="hpaMinReplicas",
+            workers_source=f"the pod's CPU request ({pod.cpu}, WEB_CONCURRENCY)",
+        )
     return StackShape(
         stack=stack,
         instance_type=instance.name,
@@ -83,12 +107,12 @@ def resolve(
     if replicas is None:
         if shape.desired_capacity < 1:
             raise LocalTopologyError(
-                f"--stack {stack} has desiredCapacity {shape.desired_capacity}: nothing "
+                f"--stack {stack} has {shape.replicas_key} {shape.desired_capacity}: nothing "
                 "would serve; pass --replicas N (at least 1)."
             )
         replicas = min(shape.desired_capacity, cores)
         notes.append(
-            f"{replicas} replica(s) = desiredCapacity {shape.desired_capacity}, capped by "
+            f"{replicas} replica(s) = {shape.replicas_key} {shape.desired_capacity}, capped by "
             f"{cores} local core(s)"
         )
     else:
@@ -99,7 +123,7 @@ def resolve(
         if shape.web_concurrency is not None:
             # webConcurrency reaches the instances as WEB_CONCURRENCY: it wins there too.
             on_instance = app_sizing.workers_for(shape.web_concurrency, vcpus)
-            source = "webConcurrency"
+            source = shape.workers_source
         else:
             on_instance = formula(vcpus)
             source = f"gunicorn's formula for {shape.instance_type} ({vcpus} vCPUs)"

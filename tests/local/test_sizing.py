@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from app import sizing as app_sizing
+from infra.kubernetes.stack import capacity_plan
 from infra.settings import load_settings
 from pyscale import stacks
 from pyscale.local import sizing
@@ -17,7 +18,7 @@ def shape_of(stack: str):
     return load_settings(stacks.engine_config(stack), stack).fleet
 
 
-@pytest.mark.parametrize("stack", stacks.stack_names())
+@pytest.mark.parametrize("stack", stacks.stacks_on("ec2"))
 def test_replicas_follow_desired_capacity_and_workers_the_instance_vcpus(stack: str) -> None:
     fleet = shape_of(stack)
     many_cores = 64
@@ -33,6 +34,19 @@ def test_replicas_follow_desired_capacity_and_workers_the_instance_vcpus(stack: 
 def test_both_are_capped_by_the_local_cores(stack: str) -> None:
     size = sizing.resolve(stack=stack, cores=1)
     assert (size.replicas, size.workers) == (1, 1)
+
+
+@pytest.mark.parametrize("stack", stacks.stacks_on("eks", "kubernetes"))
+def test_kubernetes_stacks_run_the_hpa_minimum_with_the_pods_workers(stack: str) -> None:
+    settings = load_settings(stacks.engine_config(stack), stack)
+    pod = capacity_plan(settings).pod
+
+    size = sizing.resolve(stack=stack, cores=64)
+
+    assert size.replicas == settings.platform.hpa_min_replicas
+    assert size.workers == pod.workers  # the WEB_CONCURRENCY the Deployment sets
+    assert "hpaMinReplicas" in size.explanation
+    assert pod.cpu in size.explanation
 
 
 def test_flags_override_the_stack() -> None:
