@@ -86,8 +86,8 @@ class LoadBalancerArgs:
     public_subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
     internet_ready: Sequence[pulumi.Resource]
+    target_type: str
     app_port: int = DEFAULT_PORT
-    target_type: str = "instance"
 
 
 class LoadBalancer(pulumi.ComponentResource):
