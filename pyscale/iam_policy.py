@@ -249,6 +249,59 @@ RESOURCE_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "secretsmanager:PutSecretValue",
         "secretsmanager:UpdateSecretVersionStage",
     ),
+    # -- eks (platform eks): terraform-provider-aws internal/service/eks, ecr -------------
+    "aws:eks/cluster:Cluster": (
+        "eks:CreateCluster",
+        "eks:DeleteCluster",
+        "eks:UpdateClusterConfig",
+        "eks:UpdateClusterVersion",
+        "eks:AssociateEncryptionConfig",
+        "eks:TagResource",
+        "eks:UntagResource",
+    ),
+    "aws:eks/nodeGroup:NodeGroup": (
+        "eks:CreateNodegroup",
+        "eks:DeleteNodegroup",
+        "eks:UpdateNodegroupConfig",
+        "eks:UpdateNodegroupVersion",
+        "eks:TagResource",
+        "eks:UntagResource",
+    ),
+    "aws:eks/addon:Addon": (
+        "eks:CreateAddon",
+        "eks:DeleteAddon",
+        "eks:UpdateAddon",
+        "eks:TagResource",
+        "eks:UntagResource",
+    ),
+    "aws:eks/accessEntry:AccessEntry": (
+        "eks:CreateAccessEntry",
+        "eks:DeleteAccessEntry",
+        "eks:UpdateAccessEntry",
+        "eks:TagResource",
+    ),
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": (
+        "eks:AssociateAccessPolicy",
+        "eks:DisassociateAccessPolicy",
+    ),
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": (
+        "eks:CreatePodIdentityAssociation",
+        "eks:DeletePodIdentityAssociation",
+        "eks:UpdatePodIdentityAssociation",
+        "eks:TagResource",
+    ),
+    "aws:ecr/repository:Repository": (
+        "ecr:CreateRepository",
+        "ecr:DeleteRepository",
+        "ecr:PutImageTagMutability",
+        "ecr:PutImageScanningConfiguration",
+        "ecr:TagResource",
+        "ecr:UntagResource",
+    ),
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": (
+        "ecr:PutLifecyclePolicy",
+        "ecr:DeleteLifecyclePolicy",
+    ),
     "aws:kms/key:Key": (
         "kms:CreateKey",
         "kms:PutKeyPolicy",
@@ -373,6 +426,9 @@ DATA_SOURCE_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "aws:index/getPartition:getPartition": (),
     "aws:elb/getServiceAccount:getServiceAccount": (),
     "aws:iam/getPolicyDocument:getPolicyDocument": (),
+    # Parses the caller's ARN: no API call.
+    "aws:iam/getSessionContext:getSessionContext": (),
+    "aws:eks/getAddonVersion:getAddonVersion": ("eks:DescribeAddonVersions",),
 }
 
 # Every resource's Read, per service (the provider's reads; harmless to grant).
@@ -381,6 +437,8 @@ SERVICE_READS: Final[Mapping[str, tuple[str, ...]]] = {
     "autoscaling": ("autoscaling:Describe*",),
     "cloudwatch": ("cloudwatch:Describe*", "cloudwatch:GetDashboard", "cloudwatch:List*"),
     "ec2": ("ec2:Describe*",),
+    "ecr": ("ecr:Describe*", "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource"),
+    "eks": ("eks:Describe*", "eks:List*"),
     "elasticache": ("elasticache:Describe*", "elasticache:List*"),
     "elasticloadbalancing": ("elasticloadbalancing:Describe*",),
     "iam": ("iam:Get*", "iam:List*"),
@@ -460,7 +518,15 @@ def _scoped(service: str, names: StackNames) -> list[str]:
 
 def policy_document(types: Iterable[str], data_sources: Iterable[str], names: StackNames) -> dict:
     """The deploy role's policy for these registrations."""
+    types = list(types)
     wanted = actions_for(types, data_sources)
+    # eks also hands roles to EKS (the cluster's and the nodes') and to Pod Identity.
+    uses_eks = any(kind.startswith("aws:eks/") for kind in types)
+    passed_to: str | list[str] = (
+        ["ec2.amazonaws.com", "eks.amazonaws.com", "pods.eks.amazonaws.com"]
+        if uses_eks
+        else "ec2.amazonaws.com"
+    )
     for action in DEPLOY_WAIT_ACTIONS:
         wanted.setdefault(action.split(":")[0], set()).add(action)
     p = names.partition
@@ -495,7 +561,7 @@ def policy_document(types: Iterable[str], data_sources: Iterable[str], names: St
                 "Effect": "Allow",
                 "Action": "iam:PassRole",
                 "Resource": [f"arn:{p}:iam::*:role/{x}*" for x in names.prefixes],
-                "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+                "Condition": {"StringEquals": {"iam:PassedToService": passed_to}},
             }
         )
         # AWS managed policies the instance role attaches are read, not written.
@@ -520,6 +586,8 @@ def policy_document(types: Iterable[str], data_sources: Iterable[str], names: St
                         "autoscaling.amazonaws.com",
                         "elasticache.amazonaws.com",
                         "elasticloadbalancing.amazonaws.com",
+                        "eks.amazonaws.com",
+                        "eks-nodegroup.amazonaws.com",
                     ]
                 }
             },
