@@ -46,9 +46,10 @@ test: install ## Run the whole test suite
 	$(VENV)/bin/pytest
 
 .PHONY: lint
-lint: $(VENV)/.synced ## ruff lint and format check
+lint: $(VENV)/.synced ## ruff lint and format check, mypy type check ([tool.mypy] in pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 .PHONY: docs
 docs: $(VENV)/.synced ## Regenerate Pulumi.yaml's config schema and the README's configuration reference and stack table

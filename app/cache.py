@@ -34,11 +34,16 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from redis.commands.core import Script
 from redis.exceptions import ReadOnlyError, RedisClusterException, RedisError
 
 from app.metrics import Metrics
 from app.settings import CacheSettings
+
+if TYPE_CHECKING:
+    from app.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +178,13 @@ class CircuitBreaker:
                 self._opened_at = time.monotonic()
 
 
+def _get(client: RedisClient, key: str) -> bytes | None:
+    """GET as bytes: build_client never sets decode_responses, so Redis answers bytes."""
+    value = client.get(key)
+    assert not isinstance(value, str), "the Redis client must not decode responses"
+    return value
+
+
 class ReportCache:
     """Cache-aside for ready-to-send values; one per app (so one per worker process)."""
 
@@ -180,16 +192,16 @@ class ReportCache:
         self,
         settings: CacheSettings,
         metrics: Metrics,
-        client_factory: Callable[[], object] | None,
+        client_factory: Callable[[], RedisClient] | None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.near = NearCache(settings.near_cache_max_bytes)
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_reset_seconds)
         self._client_factory = client_factory
-        self._client = None
+        self._client: RedisClient | None = None
         self._client_lock = threading.Lock()
-        self._release_script = None
+        self._release_script: Script | None = None
         self._near_hits = metrics.cache_hits.labels("near")
         self._redis_hits = metrics.cache_hits.labels("redis")
 
@@ -228,9 +240,10 @@ class ReportCache:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _redis(self):
+    def _redis(self) -> RedisClient:
         # Built lazily: RedisCluster connects while being constructed, and an app must start
-        # (and serve, uncached) while Redis is down.
+        # (and serve, uncached) while Redis is down. Only called while `enabled`.
+        assert self._client_factory is not None
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
@@ -241,7 +254,7 @@ class ReportCache:
 
     def _through_redis(self, key: str, compute: Callable[[], bytes]) -> CacheResult:
         client = self._redis()
-        value = client.get(key)
+        value = _get(client, key)
         self.breaker.record_success()
         if value is not None:
             return self._redis_hit(key, value)
@@ -252,11 +265,11 @@ class ReportCache:
         if client.set(lock_key, token, nx=True, px=lock_ms):
             # Check again under the lock: the previous holder may have stored the value and
             # released the lock between our GET and our SET NX.
-            value = client.get(key)
+            value = _get(client, key)
             if value is not None:
                 self._release(client, lock_key, token)
                 return self._redis_hit(key, value)
-            return self._compute_and_store(client, key, compute, lock_key, token)
+            return self._compute_and_store(client, key, compute, lock=(lock_key, token))
 
         # Someone else is computing it: wait for their value rather than duplicating work.
         deadline = time.monotonic() + self.settings.lock_timeout_seconds
@@ -264,11 +277,11 @@ class ReportCache:
         while time.monotonic() < deadline:
             time.sleep(delay)
             delay = min(delay * 2, _MAX_POLL_SECONDS)
-            value = client.get(key)
+            value = _get(client, key)
             if value is not None:
                 return self._redis_hit(key, value)
             if not client.exists(lock_key):
-                value = client.get(key)  # released between our two reads?
+                value = _get(client, key)  # released between our two reads?
                 if value is not None:
                     return self._redis_hit(key, value)
                 break  # the holder gave up without storing: compute ourselves
@@ -276,15 +289,20 @@ class ReportCache:
         return self._compute_and_store(client, key, compute)
 
     def _compute_and_store(
-        self, client, key: str, compute, lock_key: str | None = None, token: str | None = None
+        self,
+        client: RedisClient,
+        key: str,
+        compute: Callable[[], bytes],
+        lock: tuple[str, str] | None = None,
     ) -> CacheResult:
         """Compute, then store and release; once computed, the value is served even if
-        Redis fails now (the failure still counts towards the breaker)."""
+        Redis fails now (the failure still counts towards the breaker). `lock` is the
+        (key, token) this caller holds, if any."""
         try:
             value = self._compute(compute)
         except BaseException:
-            if lock_key is not None:
-                self._release(client, lock_key, token)
+            if lock is not None:
+                self._release(client, *lock)
             raise
         self.metrics.cache_misses.inc()
         self.near.put(key, value, self.settings.ttl_seconds)
@@ -292,12 +310,13 @@ class ReportCache:
             client.set(key, value, ex=self._ttl_with_jitter())
         except REDIS_ERRORS as error:
             self._redis_failed(error)
-        if lock_key is not None:
-            self._release(client, lock_key, token)
+        if lock is not None:
+            self._release(client, *lock)
         return CacheResult(value, Outcome.MISS, "compute")
 
-    def _release(self, client, lock_key: str, token: str | None) -> None:
+    def _release(self, client: RedisClient, lock_key: str, token: str) -> None:
         """Give the lock back if it is still ours; if Redis is gone, it expires by itself."""
+        assert self._release_script is not None  # registered with the client
         try:
             self._release_script(keys=[lock_key], args=[token], client=client)
         except REDIS_ERRORS as error:

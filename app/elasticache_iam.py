@@ -57,11 +57,13 @@ class _SigV4QueryAuthAt(SigV4QueryAuth):
         self._signed_at = signed_at
 
     def add_auth(self, request: AWSRequest) -> None:
+        # The two private steps are botocore's own (SigV4QueryAuth); botocore-stubs omit them.
         request.context["timestamp"] = self._signed_at.strftime(SIGV4_TIMESTAMP)
-        self._modify_request_before_signing(request)
+        self._modify_request_before_signing(request)  # type: ignore[attr-defined]
         canonical_request = self.canonical_request(request)
         string_to_sign = self.string_to_sign(request, canonical_request)
-        self._inject_signature_to_request(request, self.signature(string_to_sign, request))
+        signature = self.signature(string_to_sign, request)
+        self._inject_signature_to_request(request, signature)  # type: ignore[attr-defined]
 
 
 def generate_auth_token(
@@ -76,7 +78,9 @@ def generate_auth_token(
     url = f"http://{replication_group_id}/?Action=connect&User={quote(user_id, safe='')}"
     request = AWSRequest(method="GET", url=url)
     _SigV4QueryAuthAt(credentials, region, signed_at.astimezone(UTC)).add_auth(request)
-    return request.url.removeprefix("http://")
+    signed_url = request.url
+    assert signed_url is not None  # built with one above
+    return signed_url.removeprefix("http://")
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, jsonify, request
+from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from app.cache import ReportCache
@@ -14,7 +17,7 @@ from app.lifecycle import Lifecycle
 from app.logs import configure_app_logging
 from app.metrics import Metrics
 from app.middleware import REQUEST_ID_ENVIRON_KEY, RequestMiddleware, RouteLabellingRequest
-from app.redis_client import build_client, fetch_auth_token
+from app.redis_client import RedisClient, build_client, fetch_auth_token
 from app.settings import Settings, load_settings
 from app.views import bp
 
@@ -36,7 +39,9 @@ def create_app(config: Settings | None = None) -> Flask:
     """Build the app from `config`, or from the environment (app/settings.py) when None."""
     settings = config if config is not None else load_settings()
     app = Flask(__name__)
-    app.json.sort_keys = False
+    json_provider = DefaultJSONProvider(app)
+    json_provider.sort_keys = False  # keys in the order the views build them
+    app.json = json_provider
     # Flask's own check: a request whose Host is not one of these gets a 400 (None: any).
     app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts) or None
     configure_app_logging(settings.log_level)
@@ -61,7 +66,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     )
 
 
-def _redis_client_factory(settings: Settings):
+def _redis_client_factory(settings: Settings) -> Callable[[], RedisClient] | None:
     redis_settings = settings.redis
     if redis_settings is None:
         return None
@@ -78,12 +83,13 @@ def register_blueprints(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
+    def http_error(error: HTTPException) -> ResponseReturnValue:
         code = error.name.lower().replace(" ", "_")
-        return jsonify(error=code, detail=error.description), error.code
+        # Only an HTTPException raised bare (no subclass) has no code: treat it as a 500.
+        return jsonify(error=code, detail=error.description), error.code or 500
 
     @app.errorhandler(Exception)
-    def unexpected_error(error: Exception):
+    def unexpected_error(error: Exception) -> ResponseReturnValue:
         log.exception("unhandled error")
         request_id = request.environ.get(REQUEST_ID_ENVIRON_KEY)
         return jsonify(error="internal_error", request_id=request_id), 500
@@ -91,4 +97,7 @@ def register_errorhandlers(app: Flask) -> None:
 
 def register_middleware(app: Flask) -> None:
     app.request_class = RouteLabellingRequest
-    app.wsgi_app = RequestMiddleware(app.wsgi_app, app.extensions["pyscale"].metrics)
+    # Flask's documented way to add WSGI middleware is to replace this method.
+    app.wsgi_app = RequestMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, app.extensions["pyscale"].metrics
+    )

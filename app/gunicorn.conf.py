@@ -30,11 +30,17 @@ import os
 import signal
 import sys
 import tempfile
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from app.contract import GRACEFUL_TIMEOUT_SECONDS, Env
 from app.redis_client import fetch_auth_token
 from app.settings import SettingsError, load_settings
 from app.sizing import workers_for
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 try:
     _settings = load_settings()
@@ -104,7 +110,7 @@ if _settings.redis is not None and _settings.redis.auth_secret_arn:
         sys.exit(2)
 
 
-def on_starting(server) -> None:
+def on_starting(server: Arbiter) -> None:
     """Start with an empty metrics directory: files of a previous run's workers would count."""
     directory = os.environ[Env.PROMETHEUS_MULTIPROC_DIR]
     try:
@@ -124,21 +130,23 @@ def on_starting(server) -> None:
         os.remove(stale)
 
 
-def post_worker_init(worker) -> None:
+def post_worker_init(worker: Worker) -> None:
     """On SIGTERM, turn /readyz to 503 before gunicorn's own graceful shutdown begins."""
     state = getattr(worker.wsgi, "extensions", {}).get("pyscale")
     if state is None:  # a user's own WSGI app
         return
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
+    if not callable(gunicorn_handler):  # every gunicorn worker class installs one
+        return
 
-    def drain_then_stop(signum, frame):
+    def drain_then_stop(signum: int, frame: FrameType | None) -> None:
         state.lifecycle.begin_draining()
         gunicorn_handler(signum, frame)
 
     signal.signal(signal.SIGTERM, drain_then_stop)
 
 
-def child_exit(server, worker) -> None:
+def child_exit(server: Arbiter, worker: Worker) -> None:
     """Keep a dead worker's counters but drop its live gauges (prometheus_client docs)."""
     from prometheus_client import multiprocess
 

@@ -14,8 +14,17 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.glogging import Logger as GunicornLogger
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from gunicorn.config import Config
+    from gunicorn.http import Request
+    from gunicorn.http.wsgi import Response
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Anything else (too long, odd characters) is replaced, so a client can't inject log lines.
@@ -84,13 +93,15 @@ class JsonGunicornLogger(GunicornLogger):
     access_log_format, because a format string can't escape quotes in paths or user agents.
     """
 
-    def setup(self, cfg) -> None:
+    def setup(self, cfg: Config) -> None:
         super().setup(cfg)
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 handler.setFormatter(JsonFormatter())
 
-    def access(self, resp, req, environ, request_time) -> None:
+    def access(
+        self, resp: Response, req: Request, environ: Mapping[str, Any], request_time: timedelta
+    ) -> None:
         if not self.access_log_enabled:
             return
         response_headers = {name.lower(): value for name, value in (resp.headers or ())}
@@ -105,7 +116,7 @@ class JsonGunicornLogger(GunicornLogger):
                 "method": environ.get("REQUEST_METHOD"),
                 "path": environ.get("PATH_INFO"),
                 "query": environ.get("QUERY_STRING") or None,
-                "status": int(status) if str(status).isdigit() else status,
+                "status": int(status) if isinstance(status, str) and status.isdigit() else status,
                 "bytes": getattr(resp, "sent", None),
                 "duration_ms": round(request_time.total_seconds() * 1000, 3),
                 "user_agent": environ.get("HTTP_USER_AGENT"),

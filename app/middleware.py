@@ -9,11 +9,19 @@ middleware reads the WSGI environ directly. Measured in bench/bench_app.py.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from flask import Request
+from prometheus_client import Counter, Histogram
+from werkzeug.routing import Rule
 
 from app.logs import REQUEST_ID_HEADER, request_id_from
 from app.metrics import Metrics
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 REQUEST_ID_ENVIRON_KEY = "pyscale.request_id"
 ROUTE_ENVIRON_KEY = "pyscale.route"
@@ -22,19 +30,21 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 
 class RequestMiddleware:
-    def __init__(self, wsgi_app, metrics: Metrics) -> None:
+    def __init__(self, wsgi_app: WSGIApplication, metrics: Metrics) -> None:
         self.wsgi_app = wsgi_app
         self.metrics = metrics
         # prometheus_client's labels() costs microseconds per call; keep the children.
-        self._children: dict[tuple[str, str, str], tuple] = {}
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
         environ[REQUEST_ID_ENVIRON_KEY] = request_id
         status_line = "500"
 
-        def start_response_with_id(status, headers, exc_info=None):
+        def start_response_with_id(
+            status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+        ) -> Callable[[bytes], object]:
             nonlocal status_line
             status_line = status
             headers.append((REQUEST_ID_HEADER, request_id))
@@ -52,7 +62,7 @@ class RequestMiddleware:
         histogram.observe(time.perf_counter() - started)
         return body
 
-    def _series(self, endpoint: str, method: str, status: str):
+    def _series(self, endpoint: str, method: str, status: str) -> tuple[Counter, Histogram]:
         key = (endpoint, method, status)
         series = self._children.get(key)
         if series is None:
@@ -72,14 +82,14 @@ class RouteLabellingRequest(Request):
     hook: no extra hook dispatch or context-local lookups on every request.
     """
 
-    _url_rule = None
+    _url_rule: Rule | None = None
 
     @property
-    def url_rule(self):
+    def url_rule(self) -> Rule | None:
         return self._url_rule
 
     @url_rule.setter
-    def url_rule(self, rule) -> None:
+    def url_rule(self, rule: Rule | None) -> None:
         self._url_rule = rule
         if rule is not None:
             self.environ[ROUTE_ENVIRON_KEY] = rule.rule

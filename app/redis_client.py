@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import redis
 from redis.backoff import NoBackoff
@@ -24,11 +25,18 @@ from redis.retry import Retry
 
 from app.settings import RedisSettings
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+RedisClient: TypeAlias = redis.Redis | RedisCluster
+
 _secret_lock = threading.Lock()
 _secret_cache: dict[str, str] = {}
 
 
-def fetch_auth_token(secret_arn: str, region: str | None, secrets_client=None) -> str:
+def fetch_auth_token(
+    secret_arn: str, region: str | None, secrets_client: SecretsManagerClient | None = None
+) -> str:
     """The AUTH token stored in Secrets Manager, fetched once per process tree.
 
     gunicorn.conf.py calls this in the master before forking, so workers inherit the cached
@@ -49,8 +57,9 @@ def fetch_auth_token(secret_arn: str, region: str | None, secrets_client=None) -
         if text.lstrip().startswith("{"):
             document = json.loads(text)
             for key in ("auth_token", "token", "password"):
-                if isinstance(document.get(key), str):
-                    token = document[key]
+                value = document.get(key)
+                if isinstance(value, str):
+                    token = value
                     break
             else:
                 raise ValueError(
@@ -64,12 +73,12 @@ def build_client(
     settings: RedisSettings,
     password: str | None = None,
     credential_provider: CredentialProvider | None = None,
-) -> redis.Redis | RedisCluster:
+) -> RedisClient:
     """A client for settings.url. RedisCluster connects while being built, so call this lazily.
 
     ``credential_provider`` (exclusive with a password) is asked for (user, password) each
     time a connection opens; the cluster client passes it to every node's connections."""
-    options: dict = {
+    options: dict[str, Any] = {
         "socket_timeout": settings.timeout_seconds,
         "socket_connect_timeout": settings.timeout_seconds,
         "retry": Retry(NoBackoff(), 0),

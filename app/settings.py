@@ -62,7 +62,7 @@ from urllib.parse import unquote, urlsplit
 
 from app.contract import DEFAULT_PORT, Env
 
-T = TypeVar("T")
+T = TypeVar("T", bound=float)
 
 _VERSION_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _SECRET_ARN_PATTERN = re.compile(
@@ -214,7 +214,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     server = ServerSettings(
         port=env.number(Env.PORT, DEFAULT_PORT, int, 1, 65_535),
-        web_concurrency=env.number(Env.WEB_CONCURRENCY, None, int, 1, 256),
+        # 0 (outside the allowed range) stands for unset: gunicorn.conf.py sizes it.
+        web_concurrency=env.number(Env.WEB_CONCURRENCY, 0, int, 1, 256) or None,
         web_threads=env.number(Env.WEB_THREADS, 4, int, 1, 64),
         forwarded_allow_ips=_forwarded_allow_ips(env),
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
 from werkzeug.routing import PathConverter
 
 from app.contract import HEALTH_PATH, READY_PATH
@@ -16,21 +19,25 @@ from app.report import (
     parse_report_size,
 )
 
+if TYPE_CHECKING:
+    from app.factory import AppState
+
 bp = Blueprint("app", __name__)
 
 
-def _state():
-    return current_app.extensions["pyscale"]
+def _state() -> AppState:
+    state: AppState = current_app.extensions["pyscale"]
+    return state
 
 
 @bp.get(HEALTH_PATH)
-def healthz():
+def healthz() -> ResponseReturnValue:
     """Liveness: the process answers HTTP. Checks no dependency, on purpose (see contract)."""
     return jsonify(status="ok")
 
 
 @bp.get(READY_PATH)
-def readyz():
+def readyz() -> ResponseReturnValue:
     """Readiness: 200 while this process can serve (degraded included), 503 starting/draining."""
     state = _state()
     phase = state.lifecycle.phase
@@ -46,7 +53,7 @@ def readyz():
 
 
 @bp.get("/")
-def index():
+def index() -> ResponseReturnValue:
     """Who answered: release, machine (EC2 instance id or replica name) and worker pid."""
     state = _state()
     return jsonify(
@@ -62,7 +69,7 @@ class AnyTextConverter(PathConverter):
 
 
 @bp.record_once
-def _register_converter(state) -> None:
+def _register_converter(state: BlueprintSetupState) -> None:
     # Runs before the blueprint's rules are added (record order), which need the converter.
     state.app.url_map.converters["text"] = AnyTextConverter
 
@@ -71,7 +78,7 @@ def _register_converter(state) -> None:
 # 400 JSON error rather than a 404; the bare prefix is routed too, as an empty n.
 @bp.get("/api/report/", defaults={"raw_n": ""})
 @bp.get("/api/report/<text:raw_n>")
-def report(raw_n: str):
+def report(raw_n: str) -> ResponseReturnValue:
     """The expensive report for n, cache-aside; X-Cache says hit, miss or bypass."""
     try:
         n = parse_report_size(raw_n)
@@ -88,7 +95,7 @@ def report(raw_n: str):
 
 
 @bp.get("/metrics")
-def metrics():
+def metrics() -> Response:
     """Prometheus exposition for the whole instance (all gunicorn workers)."""
     body, content_type = _state().metrics.exposition()
     return Response(body, content_type=content_type)

@@ -5,8 +5,14 @@ lives here: the validators are in rules.py (this directory is sys.path[0] when t
 the pack, hence the top-level import).
 """
 
-import rules
+from typing import TYPE_CHECKING
+
 from pulumi_policy import EnforcementLevel, PolicyPack
+
+if TYPE_CHECKING:  # the type checker sees the repository, where this directory is a package
+    from policy import rules
+else:
+    import rules
 
 PolicyPack(
     name=rules.PACK_NAME,

@@ -27,6 +27,7 @@ from pulumi_policy import (
     PolicyProviderResource,
     PolicyResource,
     PolicyResourceOptions,
+    ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
     StackValidationArgs,
@@ -113,9 +114,8 @@ def load_policy_config(path: Path) -> dict[str, PolicySetting]:
                 allowed = ", ".join(e.value for e in EnforcementLevel)
                 problems.append(f"{name}: enforcementLevel {level_text!r} is not one of {allowed}")
                 continue
-        allowed_keys = (
-            set(by_name[name].config_schema.properties) if by_name[name].config_schema else set()
-        )
+        schema = by_name[name].config_schema
+        allowed_keys = set(schema.properties) if schema is not None else set()
         for key in sorted(set(properties) - allowed_keys):
             problems.append(
                 f"{name}: unknown property {key!r}"
@@ -184,7 +184,7 @@ def build_policy_resources(
     ]
     for resource, policy_resource in zip(resources, policy_resources, strict=True):
         for key, value in resource.inputs.items():
-            deps = []
+            deps: list[PolicyResource] = []
             for text in _strings_in(value):
                 deps.extend(policy_resources[i] for i in by_reference.get(text, []))
             if deps:
@@ -235,7 +235,9 @@ def evaluate(
     names = {policy_resource.urn: policy_resource.name for _, policy_resource in pairs}
     violations: list[Violation] = []
 
-    def reporter(policy_name: str, level: EnforcementLevel, resource: str | None):
+    def reporter(
+        policy_name: str, level: EnforcementLevel, resource: str | None
+    ) -> ReportViolation:
         def report(message: str, urn: str | None = None) -> None:
             violations.append(
                 Violation(policy_name, level, message, names.get(urn or "", resource))

@@ -31,6 +31,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     PolicyConfigSchema,
     PolicyResource,
     ReportViolation,
@@ -412,11 +413,11 @@ def validate_alb_deletion_protection(args: ResourceValidationArgs, report: Repor
 
 def _replica_count(props: Mapping[str, Any]) -> float:
     """Replicas per shard the replication group declares (0 when it has none)."""
-    counts = [
+    declared = [
         as_number(as_mapping(group).get("replicaCount"))
         for group in as_list(props.get("nodeGroupConfigurations"))
     ]
-    counts = [c for c in counts if c is not None]
+    counts = [c for c in declared if c is not None]
     if counts:
         return min(counts)
     if props.get("replicasPerNodeGroup") is not None:
@@ -744,7 +745,7 @@ PRODUCTION = EnforcementLevel.DISABLED
 _INTEGER_AT_LEAST_1 = {"type": "integer", "minimum": 1}
 _PATTERNS = {"type": "array", "items": {"type": "string"}}
 
-POLICIES: list[ResourceValidationPolicy | StackValidationPolicy] = [
+POLICIES: list[Policy] = [
     ResourceValidationPolicy(
         name="ebs-encrypted",
         description="Every EBS volume (launch template, instance, volume) is encrypted.",

@@ -36,9 +36,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_autoscaling.type_defs import RefreshPreferencesTypeDef
+    from mypy_boto3_elasticache import ElastiCacheClient
+    from mypy_boto3_elasticache.literals import AuthTokenUpdateStrategyTypeType
+    from mypy_boto3_elasticache.type_defs import ReplicationGroupTypeDef
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 PENDING: Final = "AWSPENDING"
 CURRENT: Final = "AWSCURRENT"
@@ -100,7 +108,8 @@ def stack_outputs(stack: str, cwd: str) -> dict[str, Any]:
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ["no message"])[-1]
         raise RotationError(f"`pulumi stack output --stack {stack}` failed: {last_line}")
-    return json.loads(result.stdout)
+    outputs: dict[str, Any] = json.loads(result.stdout)
+    return outputs
 
 
 def resolve_target(outputs: dict[str, Any], **given: str | None) -> RotationTarget:
@@ -135,9 +144,9 @@ class AuthTokenRotation:
         self,
         target: RotationTarget,
         *,
-        elasticache: Any,
-        secretsmanager: Any,
-        autoscaling: Any,
+        elasticache: ElastiCacheClient,
+        secretsmanager: SecretsManagerClient,
+        autoscaling: AutoScalingClient,
         roll: RollPreferences = RollPreferences(),
         report: Callable[[str], None] = print,
         poll_seconds: float = DEFAULT_POLL_SECONDS,
@@ -210,7 +219,7 @@ class AuthTokenRotation:
         )
         self.report("the secret's current version is the new token: new instances use it")
 
-    def _modify_cache(self, token: str, strategy: str) -> None:
+    def _modify_cache(self, token: str, strategy: AuthTokenUpdateStrategyTypeType) -> None:
         group_id = self.target.replication_group_id
         before = self._replication_group().get("AuthTokenLastModifiedDate")
         changed = True
@@ -254,7 +263,7 @@ class AuthTokenRotation:
             self.sleep(self.poll_seconds)
 
     def _roll_fleet(self) -> None:
-        preferences: dict[str, Any] = {
+        preferences: RefreshPreferencesTypeDef = {
             "MinHealthyPercentage": self.roll.min_healthy_percent,
             # Launch each replacement before terminating: capacity never dips below min.
             "MaxHealthyPercentage": min(200, self.roll.min_healthy_percent + 100),
@@ -303,7 +312,7 @@ class AuthTokenRotation:
             self.sleep(self.poll_seconds)
 
     # -- reading ----------------------------------------------------------------------------
-    def _replication_group(self) -> dict[str, Any]:
+    def _replication_group(self) -> ReplicationGroupTypeDef:
         try:
             groups = self.elasticache.describe_replication_groups(
                 ReplicationGroupId=self.target.replication_group_id

@@ -47,7 +47,8 @@ def _relative(path: Path) -> str:
 @cache
 def project() -> Mapping[str, Any]:
     """Pulumi.yaml, parsed."""
-    return yaml.safe_load(PROJECT_FILE.read_text())
+    document: Mapping[str, Any] = yaml.safe_load(PROJECT_FILE.read_text())
+    return document
 
 
 def project_name() -> str:
@@ -56,11 +57,11 @@ def project_name() -> str:
 
 def main_dir() -> Path:
     """The program directory (`main:` in Pulumi.yaml)."""
-    return (REPO_ROOT / project().get("main", ".")).resolve()
+    return (REPO_ROOT / str(project().get("main", "."))).resolve()
 
 
 def stacks_dir() -> Path:
-    return REPO_ROOT / project().get("stackConfigDir", ".")
+    return REPO_ROOT / str(project().get("stackConfigDir", "."))
 
 
 def stack_file(stack: str) -> Path:

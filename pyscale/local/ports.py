@@ -14,7 +14,8 @@ def free_port() -> int:
     """A port nothing listens on right now (the kernel picks it; the caller binds it soon)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def require_free_port(port: int, *, what: str, option: str) -> None:

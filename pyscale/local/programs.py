@@ -23,7 +23,8 @@ class Programs:
 def find_programs() -> Programs:
     """Locate redis-server and haproxy on PATH; raise one error naming every missing one."""
     found = {command: shutil.which(command) for command in DEBIAN_PACKAGES}
-    missing = [command for command, path in found.items() if path is None]
+    paths = {command: path for command, path in found.items() if path is not None}
+    missing = [command for command in DEBIAN_PACKAGES if command not in paths]
     if missing:
         packages = " ".join(DEBIAN_PACKAGES[command] for command in missing)
         raise LocalTopologyError(
@@ -31,4 +32,4 @@ def find_programs() -> Programs:
             f"Debian/Ubuntu: `sudo apt-get install {packages}` (or `make install`, which "
             f"does it for you); {OTHER_SYSTEMS_HINT}."
         )
-    return Programs(redis_server=found["redis-server"], haproxy=found["haproxy"])
+    return Programs(redis_server=paths["redis-server"], haproxy=paths["haproxy"])

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from pyscale.local.errors import LocalTopologyError
 from pyscale.local.processes import ProcessRecord
@@ -130,7 +131,7 @@ def load(workdir: Path) -> TopologyState:
     except json.JSONDecodeError as error:
         raise LocalTopologyError(f"{path} is not valid JSON ({error}); remove it.") from None
 
-    def record(value: dict | None) -> ProcessRecord | None:
+    def record(value: dict[str, Any] | None) -> ProcessRecord | None:
         return ProcessRecord(**value) if value else None
 
     return TopologyState(

@@ -290,7 +290,10 @@ class LocalTopology:
             raise LocalTopologyError(str(error)) from None
         return admitted_requests(self.state().workers, threads)
 
-    def _spawn_replica(self, name: str, config_path: Path | None = None) -> ReplicaState:
+    def _spawn_replica(
+        self, name: str, config_path: Path | None = None
+    ) -> tuple[ReplicaState, ProcessRecord]:
+        """Start replica `name`'s gunicorn; its state (now with the process) and the process."""
         replica = self.state().replica(name)
         argv = [
             sys.executable, "-m", "gunicorn",
@@ -315,7 +318,7 @@ class LocalTopology:
             )
             updated = replace(replica, process=record)
             self._update(lambda s: s.with_replica(updated))
-        return updated
+        return updated, record
 
     def _wait_replica_healthy(self, replica: ReplicaState) -> None:
         _wait_for(
@@ -461,7 +464,7 @@ class LocalTopology:
         progress(f"[{position}/{count}] {old}: launching {name} on port {replica.port} first")
         api = self.api
         try:
-            launched = self._spawn_replica(name)
+            launched, process = self._spawn_replica(name)
             self._wait_replica_healthy(launched)
             api.add_server(
                 name,
@@ -474,13 +477,13 @@ class LocalTopology:
                 # Passed a check of its own, not merely assumed UP on being enabled.
                 return server is not None and server.status == "UP" and server.check_passed
 
-            _wait_for(checked_up, f"HAProxy's checks to see {name} UP", launched.process)
+            _wait_for(checked_up, f"HAProxy's checks to see {name} UP", process)
         except BaseException:
             progress(f"{name}: never became healthy; removing it ({old} keeps serving)")
             with contextlib.suppress(LocalTopologyError, OSError):
                 self._remove_replica(name, in_haproxy=name in api.server_stats())
             raise
-        progress(f"{name}: UP in HAProxy (pid {launched.process.pid})")
+        progress(f"{name}: UP in HAProxy (pid {process.pid})")
         return name
 
     def _retire(self, name: str, progress: Progress) -> None:
@@ -559,15 +562,15 @@ class LocalTopology:
             progress(f"{name}: stopping (pid {replica.process.pid})")
             processes.stop(replica.process, grace_seconds=GRACEFUL_TIMEOUT_SECONDS + 5)
         progress(f"{name}: starting")
-        replacement = self._spawn_replica(name)
+        replacement, process = self._spawn_replica(name)
         self._wait_replica_healthy(replacement)
         api.set_state(name, "ready")
         _wait_for(
             lambda: api.server_stats()[name].status == "UP",
             f"HAProxy to see {name} UP again",
-            replacement.process,
+            process,
         )
-        progress(f"{name}: UP again (pid {replacement.process.pid})")
+        progress(f"{name}: UP again (pid {process.pid})")
 
     def kill_replica(self, name: str) -> None:
         """SIGKILL a replica's whole process group, as an instance dying under load."""
@@ -647,11 +650,11 @@ def _signals_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread receives signals
         return
-    received: list[int] = []
+    received: list[signal.Signals] = []
     deferred = (signal.SIGINT, signal.SIGTERM)
 
     def remember(signum: int, _frame: object) -> None:
-        received.append(signum)
+        received.append(signal.Signals(signum))
 
     previous = {signum: signal.signal(signum, remember) for signum in deferred}
     try:

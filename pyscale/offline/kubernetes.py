@@ -55,15 +55,16 @@ class KubernetesObject:
 
     @property
     def kind(self) -> str:
-        return self.manifest["kind"]
+        return str(self.manifest["kind"])
 
     @property
     def name(self) -> str:
-        return self.manifest.get("metadata", {}).get("name", "")
+        return str(self.manifest.get("metadata", {}).get("name", ""))
 
     @property
     def namespace(self) -> str | None:
-        return self.manifest.get("metadata", {}).get("namespace")
+        namespace = self.manifest.get("metadata", {}).get("namespace")
+        return None if namespace is None else str(namespace)
 
 
 def kubernetes_objects(run: ProgramRun) -> list[KubernetesObject]:

@@ -582,6 +582,8 @@ def _autoname(name: str, limit: int = 63) -> str:
 
 
 Outputs = dict[str, Any]
+# What RESOURCE_OUTPUTS holds per type: the outputs AWS computes for a resource.
+ResourceAnswer = Callable[[pulumi.runtime.MockResourceArgs, CallContext], Outputs]
 _EC2_PREFIXES = {
     "aws:ec2/vpc:Vpc": "vpc",
     "aws:ec2/subnet:Subnet": "subnet",
@@ -780,7 +782,7 @@ def _replication_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) 
 
 def _named(
     service: str, kind: str, separator: str = ":", limit: int = 255, *, regional: bool = True
-):
+) -> ResourceAnswer:
     def outputs(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
         name = args.inputs.get("name") or _autoname(args.name, limit)
         arn = ctx.arn(service, f"{kind}{separator}{name}", region=regional)
@@ -850,7 +852,7 @@ def _role_policy_attachment(args: pulumi.runtime.MockResourceArgs, ctx: CallCont
     return {"id": f"{args.inputs.get('role')}-{_hex('attachment', args.name, length=26)}"}
 
 
-RESOURCE_OUTPUTS: dict[str, Callable[[pulumi.runtime.MockResourceArgs, CallContext], Outputs]] = {
+RESOURCE_OUTPUTS: dict[str, ResourceAnswer] = {
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:eks/cluster:Cluster": _eks_cluster,
     "aws:eks/nodeGroup:NodeGroup": _eks_node_group,
@@ -913,7 +915,9 @@ class AwsMocks(pulumi.runtime.Mocks):
         self.context = CallContext(region, account_id, project, stack)
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def call(self, args: pulumi.runtime.MockCallArgs):
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]]]:
         self.calls.append((args.token, dict(args.args)))
         answer = DATA_SOURCES.get(args.token)
         if answer is None:
@@ -923,7 +927,7 @@ class AwsMocks(pulumi.runtime.Mocks):
             )
         return answer(dict(args.args), self.context), []
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, Outputs]:
         outputs: Outputs = dict(args.inputs)
         if args.typ.startswith("kubernetes:") and args.custom:
             computed = _kubernetes_object(args, self.context)

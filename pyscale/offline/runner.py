@@ -31,6 +31,7 @@ import pulumi.runtime
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
@@ -65,7 +66,7 @@ class ResourceOptionsRecord:
     provider: str = ""
 
     @classmethod
-    def from_request(cls, request) -> ResourceOptionsRecord:
+    def from_request(cls, request: resource_pb2.RegisterResourceRequest) -> ResourceOptionsRecord:
         return cls(
             ignore_changes=tuple(request.ignoreChanges),
             dependencies=tuple(sorted(request.dependencies)),
@@ -199,8 +200,12 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.stack_urn: str | None = None
         self.stack_outputs: dict[str, Any] = {}
 
-    def RegisterResource(self, request):  # noqa: N802 - the gRPC method name
-        response = super().RegisterResource(request)
+    def RegisterResource(  # noqa: N802 - the gRPC method name
+        self, request: resource_pb2.RegisterResourceRequest
+    ) -> resource_pb2.RegisterResourceResponse:
+        # The SDK's MockMonitor is unannotated, hence the ignores on its two methods.
+        registered = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        response: resource_pb2.RegisterResourceResponse = registered
         if request.type == STACK_TYPE:
             self.stack_urn = response.urn
             return response
@@ -219,13 +224,15 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         )
         return response
 
-    def RegisterResourceOutputs(self, request):  # noqa: N802 - the gRPC method name
+    def RegisterResourceOutputs(  # noqa: N802 - the gRPC method name
+        self, request: resource_pb2.RegisterResourceOutputsRequest
+    ) -> Any:
         outputs = dict(rpc.deserialize_properties(request.outputs, keep_unknowns=True))
         if request.urn == self.stack_urn:
             self.stack_outputs = outputs
         elif request.urn in self.recorded:
             self.recorded[request.urn].registered_outputs = outputs
-        return super().RegisterResourceOutputs(request)
+        return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
 
 class _WarningCollector(logging.Handler):
@@ -299,7 +306,7 @@ def run_program(
 
 
 def run_function(
-    build: Callable[[], object],
+    build: Callable[[], None],
     project: str = "pyscale",
     stack: str = "component",
     config: Mapping[str, str] | None = None,

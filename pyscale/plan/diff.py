@@ -8,7 +8,7 @@ so the diff shows what changes between environments, not that every name does.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pyscale.plan.extract import SCHEMA_VERSION
@@ -24,7 +24,7 @@ def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     settings_b = dict(_flatten(b["key_settings"], stack_b))
 
     def differ(value_a: Any, value_b: Any) -> bool:
-        return generic_value(value_a, stack_a) != generic_value(value_b, stack_b)
+        return bool(generic_value(value_a, stack_a) != generic_value(value_b, stack_b))
 
     counts_a, counts_b = a["summary"]["by_type"], b["summary"]["by_type"]
     resources_a, resources_b = _resources(a), _resources(b)
@@ -68,7 +68,7 @@ def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
 def _stateful_changes(
     resources_a: Mapping[tuple[str, str], Mapping[str, Any]],
     resources_b: Mapping[tuple[str, str], Mapping[str, Any]],
-    differ,
+    differ: Callable[[Any, Any], bool],
 ) -> list[dict[str, Any]]:
     """Stateful resources (pyscale.plan.stateful) that going from a to b would delete (only
     in a: a renamed subnet, cache or bucket is a new resource) or replace (a setting AWS

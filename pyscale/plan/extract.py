@@ -251,25 +251,39 @@ RESOURCE_SETTINGS: Mapping[str, Mapping[str, str]] = {
 
 
 class Resource(Protocol):
-    """What the plan reads of one recorded resource (pyscale.offline.RecordedResource)."""
+    """What the plan reads of one recorded resource (pyscale.offline.RecordedResource).
 
-    urn: str
-    type: str
-    name: str
-    parent: str | None
-    custom: bool
-    inputs: Mapping[str, Any]
+    Read-only properties, so that a record's concrete types (dict, list) satisfy them."""
+
+    @property
+    def urn(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def parent(self) -> str | None: ...
+    @property
+    def custom(self) -> bool: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
 
 
 class Run(Protocol):
     """What the plan reads of a program run (pyscale.offline.ProgramRun)."""
 
-    project: str
-    stack: str
-    resources: Sequence[Resource]
-    stack_outputs: Mapping[str, Any]
-    warnings: Sequence[str]
-    data_source_calls: Sequence[tuple[str, Mapping[str, Any]]]
+    @property
+    def project(self) -> str: ...
+    @property
+    def stack(self) -> str: ...
+    @property
+    def resources(self) -> Sequence[Resource]: ...
+    @property
+    def stack_outputs(self) -> Mapping[str, Any]: ...
+    @property
+    def warnings(self) -> Sequence[str]: ...
+    @property
+    def data_source_calls(self) -> Sequence[tuple[str, Mapping[str, Any]]]: ...
 
 
 # --------------------------------------------------------------------------------------------

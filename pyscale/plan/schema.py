@@ -12,4 +12,5 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "plan.schema.json"
 
 @cache
 def load_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
