@@ -75,7 +75,7 @@ class Cache(pulumi.ComponentResource):
     tls: bool
     auth_secret_arn: pulumi.Output[str] | None
     replication_group_id: pulumi.Output[str]
-    member_clusters: pulumi.Output[list[str]]
+    member_clusters: pulumi.Output[Sequence[str]]
 
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("pyscale:cache:Cache", name, None, opts)
@@ -99,18 +99,9 @@ class Cache(pulumi.ComponentResource):
             self._auth_token() if cache.auth_token else (None, None, None)
         )
 
-        sizing: dict[str, object]
-        if cache.topology is CacheTopology.CLUSTER:
-            sizing = {
-                "cluster_mode": "enabled",
-                "num_node_groups": cache.shards,
-                "replicas_per_node_group": cache.replicas_per_shard,
-            }
-        else:
-            sizing = {
-                "cluster_mode": "disabled",
-                "num_cache_clusters": 1 + cache.replicas_per_shard,
-            }
+        # Shards x replicas with cluster mode, else one primary and its replicas (an input
+        # left None is not sent at all).
+        cluster = cache.topology is CacheTopology.CLUSTER
         group = aws.elasticache.ReplicationGroup(
             f"{name}-redis",
             description=f"pyscale cache ({cache.engine.value}) for {name}",
@@ -118,6 +109,10 @@ class Cache(pulumi.ComponentResource):
             engine_version=cache.engine_version,
             node_type=cache.node_type,
             port=cache.port,
+            cluster_mode="enabled" if cluster else "disabled",
+            num_node_groups=cache.shards if cluster else None,
+            replicas_per_node_group=cache.replicas_per_shard if cluster else None,
+            num_cache_clusters=None if cluster else 1 + cache.replicas_per_shard,
             parameter_group_name=parameter_group.name,
             subnet_group_name=subnet_group.name,
             security_group_ids=[args.security_group_id],
@@ -147,7 +142,6 @@ class Cache(pulumi.ComponentResource):
             ],
             tags={"Name": f"{name}-cache"},
             opts=self._child,
-            **sizing,
         )
         self.endpoint = (
             group.configuration_endpoint_address
@@ -211,7 +205,7 @@ class Cache(pulumi.ComponentResource):
             opts=self._child,
         )
         # random marks `result` secret itself; wrapping again makes it explicit here.
-        token = pulumi.Output.secret(password.result)
+        token: pulumi.Output[str] = pulumi.Output.secret(password.result)
         secret = aws.secretsmanager.Secret(
             f"{self._name}-auth-token",
             description=f"AUTH token of the {self._name} cache (the app reads it by ARN)",

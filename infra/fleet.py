@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -222,7 +223,7 @@ class Fleet(pulumi.ComponentResource):
                 policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
                 opts=self._child,
             )
-        statements: list[dict] = [
+        statements: list[dict[str, Any]] = [
             {
                 "Sid": "ReadTheRelease",
                 "Effect": "Allow",
@@ -278,10 +279,11 @@ class Fleet(pulumi.ComponentResource):
         args, fleet = self._args, self._args.settings
         release, cache = args.release, args.cache
 
-        def render(values: list) -> str:
+        def render(values: list[Any]) -> str:
             bucket, version_id, endpoint, secret_arn, log_group, *trusted_hosts = values
             spec = boot.BootSpec(
                 region=args.region,
+                # str in the settings; boot.render refuses anything but arm64/x86_64 itself.
                 architecture=fleet.architecture,  # type: ignore[arg-type]
                 release_bucket=bucket,
                 release_key=release.object_key,
@@ -378,7 +380,7 @@ class Fleet(pulumi.ComponentResource):
         name, args, fleet = self._name, self._args, self._args.settings
         # The version number, as a string: "$Latest" would never start an instance refresh.
         version = template.latest_version.apply(str)
-        placement: dict = {}
+        placement: dict[str, Any] = {}
         if fleet.purchase is FleetPurchase.MIXED:
             placement["mixed_instances_policy"] = aws.autoscaling.GroupMixedInstancesPolicyArgs(
                 launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
@@ -461,7 +463,7 @@ class Fleet(pulumi.ComponentResource):
                 if fleet.max_instance_lifetime_days
                 else None
             ),
-            enabled_metrics=list(GROUP_METRICS),
+            enabled_metrics=[aws.autoscaling.Metric(metric) for metric in GROUP_METRICS],
             metrics_granularity="1Minute",
             tags=[
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)

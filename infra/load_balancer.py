@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -327,7 +328,7 @@ class LoadBalancer(pulumi.ComponentResource):
         log_objects = pulumi.Output.concat(
             bucket.arn, f"/{ACCESS_LOG_PREFIX}/AWSLogs/{account_id}/*"
         )
-        writers: list[dict] = []
+        writers: list[dict[str, Any]] = []
         elb_account = ELB_ACCOUNT_BY_REGION.get(region)
         if elb_account is not None:
             writers.append(
@@ -389,12 +390,16 @@ class LoadBalancer(pulumi.ComponentResource):
             f"{self._name}-waf",
             scope="REGIONAL",
             description=f"pyscale edge rules for {self._name}",
-            default_action=aws.wafv2.WebAclDefaultActionArgs(allow={}),
+            default_action=aws.wafv2.WebAclDefaultActionArgs(
+                allow=aws.wafv2.WebAclDefaultActionAllowArgs()
+            ),
             rules=[
                 aws.wafv2.WebAclRuleArgs(
                     name="rate-limit-per-ip",
                     priority=0,
-                    action=aws.wafv2.WebAclRuleActionArgs(block={}),
+                    action=aws.wafv2.WebAclRuleActionArgs(
+                        block=aws.wafv2.WebAclRuleActionBlockArgs()
+                    ),
                     statement=aws.wafv2.WebAclRuleStatementArgs(
                         rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
                             limit=rate_limit, aggregate_key_type="IP"
@@ -405,7 +410,9 @@ class LoadBalancer(pulumi.ComponentResource):
                 aws.wafv2.WebAclRuleArgs(
                     name="aws-common-rule-set",
                     priority=1,
-                    override_action=aws.wafv2.WebAclRuleOverrideActionArgs(none={}),
+                    override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
+                        none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
+                    ),
                     statement=aws.wafv2.WebAclRuleStatementArgs(
                         managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
                             vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"

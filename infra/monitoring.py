@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -162,7 +163,7 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     # -------------------------------------------------------------------------------------
-    def _alarm(self, label: str, description: str, **kwargs) -> None:
+    def _alarm(self, label: str, description: str, **kwargs: Any) -> None:
         kwargs.setdefault("treat_missing_data", "notBreaching")
         self._alarms.append(
             aws.cloudwatch.MetricAlarm(
@@ -181,7 +182,9 @@ class Monitoring(pulumi.ComponentResource):
         args, limits = self._args, self._args.thresholds
         alb = {"LoadBalancer": args.load_balancer_arn_suffix}
 
-        def alb_metric(metric_id: str, metric_name: str):
+        def alb_metric(
+            metric_id: str, metric_name: str
+        ) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
             return aws.cloudwatch.MetricAlarmMetricQueryArgs(
                 id=metric_id,
                 metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
@@ -375,7 +378,9 @@ class Monitoring(pulumi.ComponentResource):
             for suffix in self._cache_node_suffixes()
         ]
 
-        def widget(title: str, metrics: list, x: int, y: int, stat: str = "Sum") -> dict:
+        def widget(
+            title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Sum"
+        ) -> dict[str, Any]:
             return {
                 "type": "metric",
                 "x": x,
@@ -392,7 +397,7 @@ class Monitoring(pulumi.ComponentResource):
                 },
             }
 
-        def per_node(metric: str) -> list:
+        def per_node(metric: str) -> list[list[Any]]:
             return [["AWS/ElastiCache", metric, "CacheClusterId", node] for node in nodes]
 
         widgets = [

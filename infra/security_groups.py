@@ -90,7 +90,9 @@ class SecurityGroups(pulumi.ComponentResource):
             }
         )
 
-    def _group(self, role: str, description: str, vpc_id: pulumi.Input[str]):
+    def _group(
+        self, role: str, description: str, vpc_id: pulumi.Input[str]
+    ) -> aws.ec2.SecurityGroup:
         return aws.ec2.SecurityGroup(
             f"{self._name}-{role}",
             description=description,
@@ -99,7 +101,14 @@ class SecurityGroups(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _link(self, source, target, port: int, label: str, description: str) -> None:
+    def _link(
+        self,
+        source: aws.ec2.SecurityGroup,
+        target: aws.ec2.SecurityGroup,
+        port: int,
+        label: str,
+        description: str,
+    ) -> None:
         """Allow ``source`` to reach ``target`` on ``port``: egress on one, ingress on the other."""
         aws.vpc.SecurityGroupEgressRule(
             f"{self._name}-{label}-out",

@@ -124,9 +124,9 @@ class AppWorkload(pulumi.ComponentResource):
         self.service_name: str = APP_NAME
         self.service_port: int = SERVICE_PORT
 
-        def metadata(**extra: object) -> k8s.meta.v1.ObjectMetaArgs:
+        def metadata() -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(
-                name=APP_NAME, namespace=args.namespace, labels=labels, **extra
+                name=APP_NAME, namespace=args.namespace, labels=labels
             )
 
         namespace_labels = {
