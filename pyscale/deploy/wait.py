@@ -518,7 +518,8 @@ class DeployWait:
         deadline = self._clock.now() + settings.rollback_timeout_seconds
         latest = fleet.latest_refresh()
         # The pace the deploy's refresh had (None: AWS's defaults).
-        preferences = (failed or latest).preferences if (failed or latest) else {}
+        paced = failed or latest
+        preferences = paced.preferences if paced is not None else {}
         self._changed = True
         if latest is not None and latest.active:
             report.event(f"cancelling {latest.describe()}")
