@@ -288,7 +288,9 @@ class Monitoring(pulumi.ComponentResource):
         args, limits = self._args, self._args.thresholds
         group = {"AutoScalingGroupName": args.asg_name}
 
-        def group_metric(metric_id: str, metric_name: str, statistic: str):
+        def group_metric(
+            metric_id: str, metric_name: str, statistic: str
+        ) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
             return aws.cloudwatch.MetricAlarmMetricQueryArgs(
                 id=metric_id,
                 metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(

@@ -39,7 +39,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from packaging import tags
 from packaging.markers import Marker
@@ -84,7 +84,7 @@ class Requirement:
 def parse_requirements(text: str) -> list[Requirement]:
     """``name==version [; marker]`` with their ``--hash`` lines (uv export's format)."""
     found: list[Requirement] = []
-    current: dict | None = None
+    current: dict[str, Any] | None = None
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):

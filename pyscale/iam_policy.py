@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 # Resource types of providers that call no AWS API.
 NON_AWS_PREFIXES: Final = ("random:", "pulumi:", "kubernetes:")
@@ -516,7 +516,9 @@ def _scoped(service: str, names: StackNames) -> list[str]:
     return ["*"]
 
 
-def policy_document(types: Iterable[str], data_sources: Iterable[str], names: StackNames) -> dict:
+def policy_document(
+    types: Iterable[str], data_sources: Iterable[str], names: StackNames
+) -> dict[str, Any]:
     """The deploy role's policy for these registrations."""
     types = list(types)
     wanted = actions_for(types, data_sources)
@@ -530,7 +532,7 @@ def policy_document(types: Iterable[str], data_sources: Iterable[str], names: St
     for action in DEPLOY_WAIT_ACTIONS:
         wanted.setdefault(action.split(":")[0], set()).add(action)
     p = names.partition
-    statements: list[dict] = []
+    statements: list[dict[str, Any]] = []
     iam = wanted.pop("iam", set())
     for service in sorted(wanted):
         statements.append(
@@ -596,7 +598,7 @@ def policy_document(types: Iterable[str], data_sources: Iterable[str], names: St
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def size_without_whitespace(document: dict) -> int:
+def size_without_whitespace(document: dict[str, Any]) -> int:
     """The length IAM counts against its quotas (whitespace excluded)."""
     return len(json.dumps(document, separators=(",", ":")))
 
@@ -606,7 +608,7 @@ def size_without_whitespace(document: dict) -> int:
 INLINE_ROLE_POLICY_LIMIT: Final = 10_240
 
 
-def stack_policy(stacks: Iterable[str]) -> dict:
+def stack_policy(stacks: Iterable[str]) -> dict[str, Any]:
     """The deploy role's policy for these stacks, from their offline program runs."""
     from pyscale import stacks as stack_files
     from pyscale.offline import run_stack
