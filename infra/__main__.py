@@ -16,6 +16,8 @@ settings and the pod budget before the first resource.
 
 import importlib.util
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 if importlib.util.find_spec("infra") is None:  # project not installed into the venv
@@ -26,13 +28,14 @@ import pulumi_aws as aws
 
 from infra.cache import Cache, CacheArgs
 from infra.fleet import Fleet, FleetArgs
+from infra.kubernetes.capacity import CapacityPlan
 from infra.kubernetes.eks_platform import EksPlatform, EksPlatformArgs
 from infra.kubernetes.existing_cluster import ExistingClusterArgs, ExistingClusterPlatform
 from infra.kubernetes.stack import addon_versions, admin_principal_arn, capacity_plan
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
 from infra.monitoring import Monitoring, MonitoringArgs
 from infra.network import Network, NetworkArgs
-from infra.release import AppRelease, AppReleaseArgs, build_release
+from infra.release import AppRelease, AppReleaseArgs, ReleaseArtifact, build_release
 from infra.security_groups import SecurityGroups, SecurityGroupsArgs
 from infra.settings import load_from_pulumi
 from infra.settings.platform import Platform
@@ -57,6 +60,16 @@ def existing_cluster() -> None:
     pulumi.export("serviceName", existing.workload.service_name)
 
 
+@dataclass(frozen=True)
+class SharedAws:
+    """What both AWS platforms run behind and beside the compute."""
+
+    network: Network
+    security_groups: SecurityGroups
+    load_balancer: LoadBalancer
+    cache: Cache
+
+
 def aws_blueprint() -> None:
     """platforms ec2 and eks: the network, ALB and cache, then the compute."""
     # Decided before any resource is registered: a wrong appSourceDir/wsgiModule (ec2) or
@@ -65,14 +78,27 @@ def aws_blueprint() -> None:
         artifact = build_release(
             Path(__file__).resolve().parent.parent, settings.release, settings.fleet.architecture
         )
+        shared = network_edge_and_cache(settings.fleet.mixed_instance_types, "instance")
+        ec2_fleet(shared, artifact)
     else:
         capacity = capacity_plan(settings)
-    # The zones must offer every type the compute launches (fleet or node groups).
-    extra_types = (
-        settings.fleet.mixed_instance_types
-        if settings.platform.platform is Platform.EC2
-        else settings.platform.eks_spot_instance_types
-    )
+        shared = network_edge_and_cache(settings.platform.eks_spot_instance_types, "ip")
+        eks_platform(shared, capacity)
+    load_balancer, cache = shared.load_balancer, shared.cache
+    pulumi.export("region", settings.region)
+    pulumi.export("url", load_balancer.url)
+    pulumi.export("albDnsName", load_balancer.dns_name)
+    pulumi.export("cacheEndpoint", cache.endpoint)
+    pulumi.export("cachePort", cache.port)
+    pulumi.export("cacheMode", "cluster" if cache.cluster_mode else "single-shard")
+    if cache.auth_secret_arn is not None:
+        pulumi.export("cacheAuthSecretArn", cache.auth_secret_arn)
+
+
+def network_edge_and_cache(extra_types: Sequence[str], target_type: str) -> SharedAws:
+    """The network, security groups, ALB and cache. ``extra_types``: the instance types the
+    compute launches besides fleet.instanceType (the zones must offer every one);
+    ``target_type``: how the compute registers in the ALB's target group."""
     network = Network(
         name,
         NetworkArgs(
@@ -93,7 +119,7 @@ def aws_blueprint() -> None:
             vpc_id=network.vpc_id,
             public_subnet_ids=network.public_subnet_ids,
             security_group_id=security_groups.alb_security_group_id,
-            target_type="instance" if settings.platform.platform is Platform.EC2 else "ip",
+            target_type=target_type,
             internet_ready=network.internet_ready,
         ),
     )
@@ -106,95 +132,94 @@ def aws_blueprint() -> None:
             security_group_id=security_groups.cache_security_group_id,
         ),
     )
-    if settings.platform.platform is Platform.EC2:
-        # -- the app fleet (AWS blueprint II) ---------------------------------------------------
-        release = AppRelease(
-            f"{name}-release", AppReleaseArgs(settings=settings.release, artifact=artifact)
-        )
-        fleet = Fleet(
-            name,
-            FleetArgs(
-                settings=settings.fleet,
-                region=settings.region,
-                log_retention_days=log_retention_days,
-                private_subnet_ids=network.private_subnet_ids,
-                security_group_id=security_groups.fleet_security_group_id,
-                target_group_arn=load_balancer.target_group_arn,
-                target_group_arn_suffix=load_balancer.target_group_arn_suffix,
-                load_balancer_arn_suffix=load_balancer.alb_arn_suffix,
-                target_group_listeners=[load_balancer.forwarding_listener],
-                release=release.installable,
-                cache=cache.connection,
-                forwarded_allow_ips=settings.network.alb_source_range,
-                # With a domain the stack knows every name clients use (the domain, and the
-                # ALB's own for checks by hand); without one, any name may point at the ALB
-                # (README "Security": not restricted).
-                trusted_hosts=(
-                    [settings.edge.domain_name, load_balancer.dns_name]
-                    if settings.edge.domain_name
-                    else []
-                ),
-                # Provider default tags do not reach the ASG or the instances it launches.
-                tags=settings.tag_map,
+    return SharedAws(network, security_groups, load_balancer, cache)
+
+
+def ec2_fleet(shared: SharedAws, artifact: ReleaseArtifact) -> None:
+    """platform ec2: the release, the Auto Scaling group behind the ALB, its alarms."""
+    # -- the app fleet (AWS blueprint II) ------------------------------------------------------
+    release = AppRelease(
+        f"{name}-release", AppReleaseArgs(settings=settings.release, artifact=artifact)
+    )
+    fleet = Fleet(
+        name,
+        FleetArgs(
+            settings=settings.fleet,
+            region=settings.region,
+            log_retention_days=log_retention_days,
+            private_subnet_ids=shared.network.private_subnet_ids,
+            security_group_id=shared.security_groups.fleet_security_group_id,
+            target_group_arn=shared.load_balancer.target_group_arn,
+            target_group_arn_suffix=shared.load_balancer.target_group_arn_suffix,
+            load_balancer_arn_suffix=shared.load_balancer.alb_arn_suffix,
+            target_group_listeners=[shared.load_balancer.forwarding_listener],
+            release=release.installable,
+            cache=shared.cache.connection,
+            forwarded_allow_ips=settings.network.alb_source_range,
+            # With a domain the stack knows every name clients use (the domain, and the
+            # ALB's own for checks by hand); without one, any name may point at the ALB
+            # (README "Security": not restricted).
+            trusted_hosts=(
+                [settings.edge.domain_name, shared.load_balancer.dns_name]
+                if settings.edge.domain_name
+                else []
             ),
-        )
-        monitoring = Monitoring(
-            name,
-            MonitoringArgs(
-                settings=settings.monitoring,
-                fleet=settings.fleet,
-                cache=settings.cache,
-                region=settings.region,
-                load_balancer_arn_suffix=load_balancer.alb_arn_suffix,
-                target_group_arn_suffix=load_balancer.target_group_arn_suffix,
-                asg_name=fleet.asg_name,
-                cache_replication_group_id=cache.replication_group_id,
-            ),
-        )
-        pulumi.export("asgName", fleet.asg_name)
-        # What `pyscale deploy wait` verifies the instances run (pyscale/deploy/outputs.py).
-        pulumi.export("launchTemplateVersion", fleet.launch_template_version)
-        pulumi.export("instanceType", fleet.instance_type)
-        pulumi.export("architecture", fleet.architecture)
-        pulumi.export("artifactLocation", release.location)
-        pulumi.export("appVersion", release.app_version)
-        pulumi.export("alarmTopicArn", monitoring.topic_arn)
-        pulumi.export("dashboardName", monitoring.dashboard_name)
-    else:
-        eks = EksPlatform(
-            name,
-            EksPlatformArgs(
-                platform=settings.platform,
-                fleet=settings.fleet,
-                release=settings.release,
-                capacity=capacity,
-                admin_principal_arn=admin_principal_arn(settings),
-                addon_versions=addon_versions(settings),
-                region=settings.region,
-                account_id=aws.get_caller_identity().account_id,
-                log_retention_days=log_retention_days,
-                vpc_id=network.vpc_id,
-                private_subnet_ids=network.private_subnet_ids,
-                forwarded_allow_ips=settings.network.alb_source_range,
-                alb_security_group_id=security_groups.alb_security_group_id,
-                cache_security_group_id=security_groups.cache_security_group_id,
-                cache_port=settings.cache.port,
-                target_group_arn=load_balancer.target_group_arn,
-                cache=cache.connection,
-                tags=settings.tag_map,
-            ),
-        )
-        pulumi.export("clusterName", eks.eks.cluster.name)
-        pulumi.export("imageRepositoryUrl", eks.image_repository_url)
-        pulumi.export("kubernetesNamespace", settings.platform.namespace)
-    pulumi.export("region", settings.region)
-    pulumi.export("url", load_balancer.url)
-    pulumi.export("albDnsName", load_balancer.dns_name)
-    pulumi.export("cacheEndpoint", cache.endpoint)
-    pulumi.export("cachePort", cache.port)
-    pulumi.export("cacheMode", "cluster" if cache.cluster_mode else "single-shard")
-    if cache.auth_secret_arn is not None:
-        pulumi.export("cacheAuthSecretArn", cache.auth_secret_arn)
+            # Provider default tags do not reach the ASG or the instances it launches.
+            tags=settings.tag_map,
+        ),
+    )
+    monitoring = Monitoring(
+        name,
+        MonitoringArgs(
+            settings=settings.monitoring,
+            fleet=settings.fleet,
+            cache=settings.cache,
+            region=settings.region,
+            load_balancer_arn_suffix=shared.load_balancer.alb_arn_suffix,
+            target_group_arn_suffix=shared.load_balancer.target_group_arn_suffix,
+            asg_name=fleet.asg_name,
+            cache_replication_group_id=shared.cache.replication_group_id,
+        ),
+    )
+    pulumi.export("asgName", fleet.asg_name)
+    # What `pyscale deploy wait` verifies the instances run (pyscale/deploy/outputs.py).
+    pulumi.export("launchTemplateVersion", fleet.launch_template_version)
+    pulumi.export("instanceType", fleet.instance_type)
+    pulumi.export("architecture", fleet.architecture)
+    pulumi.export("artifactLocation", release.location)
+    pulumi.export("appVersion", release.app_version)
+    pulumi.export("alarmTopicArn", monitoring.topic_arn)
+    pulumi.export("dashboardName", monitoring.dashboard_name)
+
+
+def eks_platform(shared: SharedAws, capacity: CapacityPlan) -> None:
+    """platform eks: the cluster and its workload behind the same ALB, with the same cache."""
+    eks = EksPlatform(
+        name,
+        EksPlatformArgs(
+            platform=settings.platform,
+            fleet=settings.fleet,
+            release=settings.release,
+            capacity=capacity,
+            admin_principal_arn=admin_principal_arn(settings),
+            addon_versions=addon_versions(settings),
+            region=settings.region,
+            account_id=aws.get_caller_identity().account_id,
+            log_retention_days=log_retention_days,
+            vpc_id=shared.network.vpc_id,
+            private_subnet_ids=shared.network.private_subnet_ids,
+            forwarded_allow_ips=settings.network.alb_source_range,
+            alb_security_group_id=shared.security_groups.alb_security_group_id,
+            cache_security_group_id=shared.security_groups.cache_security_group_id,
+            cache_port=settings.cache.port,
+            target_group_arn=shared.load_balancer.target_group_arn,
+            cache=shared.cache.connection,
+            tags=settings.tag_map,
+        ),
+    )
+    pulumi.export("clusterName", eks.eks.cluster.name)
+    pulumi.export("imageRepositoryUrl", eks.image_repository_url)
+    pulumi.export("kubernetesNamespace", settings.platform.namespace)
 
 
 if settings.platform.platform is Platform.KUBERNETES:

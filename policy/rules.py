@@ -621,7 +621,9 @@ def validate_eks_secrets_encrypted(args: ResourceValidationArgs, report: ReportV
     )
 
 
-def _eks_log_check(args: ResourceValidationArgs, report: ReportViolation, wanted) -> None:
+def _eks_log_check(
+    args: ResourceValidationArgs, report: ReportViolation, wanted: Iterable[str]
+) -> None:
     if args.resource_type != EKS_CLUSTER:
         return
     enabled = set(as_list(args.props.get("enabledClusterLogTypes")))

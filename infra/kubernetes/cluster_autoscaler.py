@@ -17,9 +17,9 @@ supported", EKS best practices).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -38,7 +38,9 @@ MEMORY: Final = "600Mi"
 NOBODY: Final = 65534
 
 _READ = ["get", "list", "watch"]
-CLUSTER_RULES: Final = (
+# One RBAC rule: API group, resources, verbs, resource names (empty: every object).
+Rule = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+CLUSTER_RULES: Final[tuple[Rule, ...]] = (
     ("", ("events", "endpoints"), ("create", "patch"), ()),
     ("", ("pods/eviction",), ("create",), ()),
     ("", ("pods/status",), ("update",), ()),
@@ -70,7 +72,7 @@ CLUSTER_RULES: Final = (
     ("coordination.k8s.io", ("leases",), ("create",), ()),
     ("coordination.k8s.io", ("leases",), ("get", "update"), (NAME,)),
 )
-NAMESPACE_RULES: Final = (
+NAMESPACE_RULES: Final[tuple[Rule, ...]] = (
     ("", ("configmaps",), ("create", "list", "watch"), ()),
     (
         "",
@@ -96,7 +98,7 @@ def image_for(kubernetes_version: str) -> str:
     return f"{IMAGE_REPOSITORY}:{tag}"
 
 
-def iam_statements(cluster_name: str, region: str, account_id: str) -> list[dict]:
+def iam_statements(cluster_name: str, region: str, account_id: str) -> list[dict[str, Any]]:
     """Read what discovery needs anywhere; change capacity only of this cluster's groups
     (EKS tags a managed node group's ASG ``k8s.io/cluster-autoscaler/<cluster>=owned``)."""
     return [
@@ -150,7 +152,7 @@ class ClusterAutoscalerArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def _rules(rules) -> list[k8s.rbac.v1.PolicyRuleArgs]:
+def _rules(rules: Iterable[Rule]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
     return [
         k8s.rbac.v1.PolicyRuleArgs(
             api_groups=[group],

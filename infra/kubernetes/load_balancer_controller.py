@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -36,8 +36,11 @@ IAM_POLICY_FILE: Final = (
 )
 
 
-def iam_statements() -> list[dict]:
-    return json.loads(IAM_POLICY_FILE.read_text())["policy"]["Statement"]
+def iam_statements() -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = json.loads(IAM_POLICY_FILE.read_text())["policy"][
+        "Statement"
+    ]
+    return statements
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,14 @@ class InClusterValkey(pulumi.ComponentResource):
         password = random.RandomPassword(
             f"{name}-password", length=PASSWORD_LENGTH, special=False, opts=child
         )
+        # Its own statement: inside string_data's Input[...] context mypy infers
+        # Output.secret's type variable as Never.
+        password_value: pulumi.Output[str] = pulumi.Output.secret(password.result)
         self.secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=metadata(),
             type="Opaque",
-            string_data={PASSWORD_KEY: pulumi.Output.secret(password.result)},
+            string_data={PASSWORD_KEY: password_value},
             opts=child,
         )
         self.service = k8s.core.v1.Service(
