@@ -22,8 +22,10 @@ import pytest
 import requests
 
 from app.contract import DEFAULT_PORT, HEALTH_PATH, READY_PATH, Env
-from pyscale.image import DOCKERFILE, prepare_context, requirements_for_target
+from infra.wheelhouse import WheelhouseError
+from pyscale.image import DOCKERFILE, prepare_context
 from tests.support.servers import LOOPBACK, free_port, wait_until
+from tests.support.wheels import FixtureWheel, SimpleIndex, make_wheel, sha256
 
 PODMAN = ["podman", "--runtime", "runc"]
 # podman here needs explicit limits (the defaults come from a host where they can't be set).
@@ -193,35 +195,79 @@ def test_the_image_serves_with_app_gunicorn_conf_on_the_contract_port():
     assert "--only-binary=:all:" in text
 
 
-REQUIREMENTS = """\
-async-timeout==5.0.1 ; python_full_version < '3.11.3' \\
-    --hash=sha256:aaa
-flask==3.1.3 \\
-    --hash=sha256:bbb \\
-    --hash=sha256:ccc
-pywin32==311 ; sys_platform == 'win32' \\
-    --hash=sha256:ddd
-"""
+# -- the context's wheels: the shared wheelhouse code, for the image's interpreter -----------
+# Real wheels from a package index on loopback; the lock's text as uv exports it (markers,
+# SHA-256 hashes of the served files).
+NATIVE_CP311_X86 = FixtureWheel("native", "1.0", "cp311-cp311-manylinux_2_17_x86_64")
+NATIVE_CP312_ARM = FixtureWheel("native", "1.0", "cp312-cp312-manylinux_2_36_aarch64")
+BACKPORT = FixtureWheel("backport", "2.0", "py3-none-any")
 
 
-def test_markers_are_evaluated_for_the_image_interpreter_not_the_hosts():
-    debian = requirements_for_target(REQUIREMENTS, "3.11.2", "x86_64")
-    assert debian.splitlines() == [
-        "async-timeout==5.0.1 \\",
-        "    --hash=sha256:aaa",
-        "flask==3.1.3 \\",
-        "    --hash=sha256:bbb \\",
-        "    --hash=sha256:ccc",
-    ]
-    newer = requirements_for_target(REQUIREMENTS, "3.12.11", "aarch64")
-    assert newer.splitlines()[0] == "flask==3.1.3 \\"
-    assert "pywin32" not in newer
+@pytest.fixture
+def index(tmp_path) -> Iterator[tuple[SimpleIndex, str]]:
+    files = tmp_path / "index"
+    native = [make_wheel(files, wheel) for wheel in (NATIVE_CP311_X86, NATIVE_CP312_ARM)]
+    backport = make_wheel(files, BACKPORT)
+    locked = (
+        "backport==2.0 ; python_full_version < '3.11.3' \\\n"
+        f"    --hash=sha256:{sha256(backport)}\n"
+        "native==1.0 \\\n" + " \\\n".join(f"    --hash=sha256:{sha256(p)}" for p in native) + "\n"
+        # Not served: asking the index for it would fail the download.
+        "pywin32==311 ; sys_platform == 'win32' \\\n"
+        f"    --hash=sha256:{'d' * 64}\n"
+    )
+    server = SimpleIndex(files)
+    yield server, locked
+    server.close()
+
+
+def wheels_in(context: Path) -> list[str]:
+    return sorted(path.name for path in (context / "wheels").iterdir())
+
+
+def test_debians_python_3_11_2_gets_its_cp311_wheel_and_the_backport_its_marker_selects(
+    index, tmp_path
+):
+    server, locked = index
+    context = prepare_context(
+        tmp_path / "context",
+        wheels_for=("3.11.2", "x86_64"),
+        requirements=locked,
+        index_url=server.url,
+    )
+    assert wheels_in(context) == [BACKPORT.filename, NATIVE_CP311_X86.filename]
+    # pip inside the build installs from the full lock text (its own markers)
+    assert (context / "requirements.txt").read_text() == locked
+
+
+def test_the_slim_images_python_3_12_on_arm64_gets_the_bookworm_glibc_wheel_only(index, tmp_path):
+    server, locked = index
+    context = prepare_context(
+        tmp_path / "context",
+        wheels_for=("3.12.11", "aarch64"),
+        requirements=locked,
+        index_url=server.url,
+    )
+    assert wheels_in(context) == [NATIVE_CP312_ARM.filename]
+
+
+def test_requirements_without_hashes_are_refused_before_any_download(index, tmp_path):
+    server, _ = index
+    with pytest.raises(WheelhouseError, match="requirements without hashes: six"):
+        prepare_context(
+            tmp_path / "context",
+            wheels_for=("3.12.11", "x86_64"),
+            requirements="six==1.17.0\n",
+            index_url=server.url,
+        )
+    assert server.requests == []
 
 
 def test_the_context_is_the_release_plus_the_dockerfile(tmp_path):
-    context = prepare_context(tmp_path / "context", requirements="six==1.17.0\n")
+    pinned = f"six==1.17.0 \\\n    --hash=sha256:{'a' * 64}\n"
+    context = prepare_context(tmp_path / "context", requirements=pinned)
     assert (context / "Dockerfile").read_text() == DOCKERFILE.read_text()
-    assert (context / "requirements.txt").read_text() == "six==1.17.0\n"
+    assert (context / "requirements.txt").read_text() == pinned
     assert (context / "app" / "gunicorn.conf.py").is_file()
     assert list((context / "wheels").iterdir()) == []
     assert not any(Path(context).rglob("__pycache__"))
