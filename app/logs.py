@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gunicorn.glogging import Logger as GunicornLogger
 
@@ -74,14 +74,17 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _AppStdoutHandler(logging.StreamHandler[TextIO]):
+    """The handler configure_app_logging adds: its type tells a second call it is there."""
+
+
 def configure_app_logging(level: str) -> None:
     """Send the app's loggers (the `app` package) to stdout as JSON lines."""
     logger = logging.getLogger("app")
     logger.setLevel(level)
-    if not any(getattr(h, "_pyscale", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+    if not any(isinstance(h, _AppStdoutHandler) for h in logger.handlers):
+        handler = _AppStdoutHandler(sys.stdout)
         handler.setFormatter(JsonFormatter())
-        handler._pyscale = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.propagate = False
 

@@ -283,8 +283,7 @@ class Fleet(pulumi.ComponentResource):
             bucket, version_id, endpoint, secret_arn, log_group, *trusted_hosts = values
             spec = boot.BootSpec(
                 region=args.region,
-                # str in the settings; boot.render refuses anything but arm64/x86_64 itself.
-                architecture=fleet.architecture,  # type: ignore[arg-type]
+                architecture=fleet.architecture,
                 release_bucket=bucket,
                 release_key=release.object_key,
                 release_version_id=version_id,

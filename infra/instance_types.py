@@ -85,6 +85,14 @@ class InstanceType:
     def is_graviton(self) -> bool:
         return self.architecture == "arm64"
 
+    def linux_architecture(self) -> Architecture:
+        """The AMI architecture of a Linux type; a mac type (macOS only) is refused."""
+        if self.architecture == "mac":
+            raise ValueError(
+                f"{self.name!r} runs macOS only; choose a Linux type such as t4g.small"
+            )
+        return self.architecture
+
 
 @functools.cache
 def all_names() -> tuple[str, ...]:

@@ -94,13 +94,13 @@ class EksPlatformArgs:
 
 
 def node_groups(platform: PlatformSettings, fleet: FleetSettings) -> list[NodeGroupSpec]:
-    architecture = instance_types.lookup(fleet.instance_type).architecture
+    architecture = instance_types.lookup(fleet.instance_type).linux_architecture()
     groups = [
         NodeGroupSpec(
             "on-demand",
             "ON_DEMAND",
             (fleet.instance_type,),
-            architecture,  # type: ignore[arg-type]  # mac types are refused by the settings
+            architecture,
             fleet.min_size,
             fleet.desired_capacity,
             fleet.max_size,
@@ -113,7 +113,7 @@ def node_groups(platform: PlatformSettings, fleet: FleetSettings) -> list[NodeGr
                 "spot",
                 "SPOT",
                 tuple(spot),
-                instance_types.lookup(spot[0]).architecture,  # type: ignore[arg-type]
+                instance_types.lookup(spot[0]).linux_architecture(),
                 0,
                 0,
                 platform.eks_spot_max_size,

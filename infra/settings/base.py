@@ -215,11 +215,11 @@ class KeyDeclaration:
     @property
     def bounds(self) -> tuple[int | None, int | None]:
         low = high = None
-        for constraint in self.field.metadata:
-            if isinstance(constraint, annotated_types.Ge):
-                low = int(constraint.ge)  # type: ignore[call-overload]
-            elif isinstance(constraint, annotated_types.Le):
-                high = int(constraint.le)  # type: ignore[call-overload]
+        for constraint in self.field.metadata:  # ge/le: int (``setting`` takes no other)
+            if isinstance(constraint, annotated_types.Ge) and isinstance(constraint.ge, int):
+                low = constraint.ge
+            elif isinstance(constraint, annotated_types.Le) and isinstance(constraint.le, int):
+                high = constraint.le
         return low, high
 
     @property

@@ -49,11 +49,9 @@ class SpotAllocationStrategy(enum.StrEnum):
 
 def _linux_instance_type(name: str) -> str:
     try:
-        found = instance_types.lookup(name)
+        instance_types.lookup(name).linux_architecture()  # a mac type raises ValueError
     except instance_types.UnknownInstanceTypeError as error:
         raise ValueError(str(error)) from None
-    if found.architecture == "mac":
-        raise ValueError(f"{name!r} runs macOS only; choose a Linux type such as t4g.small")
     return name
 
 
@@ -307,8 +305,8 @@ class FleetSettings(AreaSettings):
         return instance_types.lookup(self.instance_type)
 
     @property
-    def architecture(self) -> str:
-        return self.instance.architecture
+    def architecture(self) -> instance_types.Architecture:
+        return self.instance.linux_architecture()
 
     @property
     def uses_spot(self) -> bool:

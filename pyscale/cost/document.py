@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pyscale.cost import capacity as capacity_module
 from pyscale.cost.estimate import (
@@ -45,11 +45,18 @@ CPU_METRIC = "ASGAverageCPUUtilization"
 REQUESTS_METRIC = "ALBRequestCountPerTarget"
 
 
+@runtime_checkable  # the plan prices a run only if it carries its engine config
 class Run(Protocol):
-    project: str
-    stack: str
-    config: Mapping[str, str]
-    resources: Sequence[Resource]
+    """What the estimate reads of a program run (read-only: a plan's run satisfies it too)."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def stack(self) -> str: ...
+    @property
+    def config(self) -> Mapping[str, str]: ...
+    @property
+    def resources(self) -> Sequence[Resource]: ...
 
 
 def build_cost(

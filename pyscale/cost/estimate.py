@@ -53,12 +53,20 @@ class CostError(ValueError):
 
 
 class Resource(Protocol):
-    urn: str
-    id: str | None
-    type: str
-    name: str
-    custom: bool
-    inputs: Mapping[str, Any]
+    """What the estimate reads of a recorded resource (read-only properties)."""
+
+    @property
+    def urn(self) -> str: ...
+    @property
+    def id(self) -> str | None: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def custom(self) -> bool: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
 
 
 @dataclass

@@ -139,7 +139,21 @@ def _check_row(number: int, raw: Mapping[str, str]) -> Price:
             f"{where}: a row without usd must say '{PRICE_NOT_FOUND}: <where it was searched>' "
             "in its note"
         )
-    return Price(**{**values, "usd": usd})  # type: ignore[arg-type]
+    return Price(
+        price_id=values["price_id"],
+        service=values["service"],
+        item=values["item"],
+        region=values["region"],
+        engine=values["engine"],
+        unit=values["unit"],
+        usd=usd,
+        source=values["source"],
+        source_ref=values["source_ref"],
+        source_date=values["source_date"],
+        read_on=values["read_on"],
+        licence=values["licence"],
+        note=values["note"],
+    )
 
 
 def load_price_table(path: Path = PRICE_TABLE_PATH) -> PriceTable:

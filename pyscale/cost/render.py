@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -227,14 +227,15 @@ def cost_renderable(document: Mapping[str, Any]) -> RenderableType:
         )
     ]
     table = Table(title_justify="left")
-    for column, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("resource", "left"),
         ("component", "left"),
         ("monthly qty", "right"),
         ("unit", "left"),
         ("monthly cost", "right"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    )
+    for column, justify in columns:
+        table.add_column(column, justify=justify, overflow="fold")
     for row in rows(document):
         style = "yellow" if row.marker == "!" else ("dim" if row.marker == "*" else "")
         table.add_row(

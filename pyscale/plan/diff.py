@@ -95,12 +95,12 @@ def _stateful_changes(
 
 def _cost_difference(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
     """Both stacks' cost summaries and how much more ``b`` costs a month (priced lines)."""
-    totals = [side.get("monthly_usd") if side else None for side in (a, b)]
+    total_a, total_b = (side.get("monthly_usd") if side else None for side in (a, b))
     return {
         "a": a,
         "b": b,
         "monthly_usd_difference": (
-            round(totals[1] - totals[0], 2) if None not in totals else None  # type: ignore[operator]
+            round(total_b - total_a, 2) if total_a is not None and total_b is not None else None
         ),
     }
 

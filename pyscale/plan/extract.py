@@ -258,6 +258,8 @@ class Resource(Protocol):
     @property
     def urn(self) -> str: ...
     @property
+    def id(self) -> str | None: ...
+    @property
     def type(self) -> str: ...
     @property
     def name(self) -> str: ...
@@ -333,12 +335,13 @@ def build_plan(run: Run) -> dict[str, Any]:
 
 def _cost_summary(run: Run) -> dict[str, Any]:
     """Monthly total and capacity (pyscale/cost), or why they cannot be computed."""
-    if not hasattr(run, "config"):  # a run without its engine config has no region
-        return {"error": "the run carries no engine config, so no region to price"}
     # Imported here: pyscale.cost reads the plan's wire helpers.
     from pyscale.cost import plan_summary
+    from pyscale.cost.document import Run as PricedRun
 
-    return plan_summary(run)  # type: ignore[arg-type]
+    if not isinstance(run, PricedRun):  # a run without its engine config has no region
+        return {"error": "the run carries no engine config, so no region to price"}
+    return plan_summary(run)
 
 
 def _ordered(resources: Iterable[Resource]) -> list[Resource]:
