@@ -90,9 +90,9 @@ loglevel = _settings.log_level.lower()
 # -- metrics: one multiprocess directory per gunicorn master -------------------------------
 # Two replicas on one machine bind different ports, so the port keeps their directories
 # apart; set PROMETHEUS_MULTIPROC_DIR explicitly (e.g. systemd's RuntimeDirectory) to choose.
-os.environ.setdefault(
-    Env.PROMETHEUS_MULTIPROC_DIR,
-    os.path.join(tempfile.gettempdir(), f"pyscale-metrics-{_settings.server.port}"),
+# prometheus_client in every worker reads the variable itself.
+os.environ[Env.PROMETHEUS_MULTIPROC_DIR] = _settings.server.metrics_dir or os.path.join(
+    tempfile.gettempdir(), f"pyscale-metrics-{_settings.server.port}"
 )
 
 # -- the Redis AUTH token: fetched once, in the master, inherited by every worker ----------
