@@ -168,10 +168,11 @@ def _worded(problem: str) -> PydanticCustomError:
     return PydanticCustomError(_WORDED, "{problem}", {"problem": problem})
 
 
-SERVING: Final = "Serving (read by app/gunicorn.conf.py)"
-REDIS: Final = "Redis (the shared cache; without REDIS_URL only the near cache works)"
-CACHE: Final = "Cache"
-IDENTITY: Final = "Identity"
+# Sections of the README's table.
+SERVING: Final = "serving (gunicorn.conf.py)"
+REDIS: Final = "Redis"
+CACHE: Final = "cache"
+IDENTITY: Final = "identity"
 _REDIS_URL_FORMS: Final = "redis://[:password@]host[:port][/db] or rediss://... (TLS)"
 
 
@@ -247,8 +248,8 @@ class AppEnvironment(BaseSettings):
 
     # -- redis ----------------------------------------------------------------------------
     redis_url: str | None = variable(Env.REDIS_URL, None, REDIS, allowed=_REDIS_URL_FORMS)
-    """The shared cache. No query parameters: timeouts and TLS trust come from the variables
-    below."""
+    """The shared cache; unset, each process has only its near cache. No query parameters:
+    timeouts and TLS trust come from the variables below."""
     redis_cluster: Flag = variable(
         Env.REDIS_CLUSTER, False, REDIS, allowed="true or false (1/0, yes/no, on/off)"
     )
@@ -530,18 +531,37 @@ def _problems(error: ValidationError, texts: Mapping[str, str]) -> list[str]:
     return list(lines.values())
 
 
+@dataclass(frozen=True)
+class Variable:
+    """One variable as its declaration documents it (the README's table is made of these)."""
+
+    name: str
+    section: str
+    default: str  # as shown to users: "unset", or what computes it
+    allowed: str
+    description: str
+
+
+def variables() -> list[Variable]:
+    """Every variable, in declaration order."""
+    declared = []
+    for field in AppEnvironment.model_fields.values():
+        extra = cast(dict[str, str], field.json_schema_extra)
+        declared.append(
+            Variable(
+                name=str(field.validation_alias),
+                section=extra["section"],
+                default=extra["default"],
+                allowed=extra["allowed"],
+                description=" ".join(str(field.description).split()),
+            )
+        )
+    return declared
+
+
 def allowed(name: str) -> str:
     """What variable `name` allows, as its declaration words it."""
-    return str(declaration(name)["allowed"])
-
-
-def declaration(name: str) -> dict[str, Any]:
-    """Variable `name`'s declared facts: section, allowed, default (as shown), description."""
-    for field in AppEnvironment.model_fields.values():
-        if field.validation_alias == name:
-            extra = cast(dict[str, Any], field.json_schema_extra)
-            return {**extra, "description": field.description}
-    raise KeyError(name)
+    return next(variable.allowed for variable in variables() if variable.name == name)
 
 
 def _valid_redis_url(info: ValidationInfo) -> str | Literal[False] | None:

@@ -1,4 +1,6 @@
-"""Generated documentation: regions of committed files written from code (``make docs``).
+"""Generated documentation: regions of committed files written from code (``make docs``):
+Pulumi.yaml's config schema and the README's configuration reference (infra/settings/), the
+README's table of the app's environment variables (app/settings.py).
 
 Each ``Region`` is a span of a file between a begin and an end marker, and the function
 that renders it. ``python -m pyscale.docs`` rewrites every region; ``--check`` lists the
@@ -15,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.settings import Variable, variables
 from infra.settings import KEYS, KeyDeclaration
 from pyscale.stacks import REPO_ROOT
 
@@ -124,6 +127,25 @@ def render_stack_table() -> str:
     return readme.render()
 
 
+# ---------------------------------------------------------------------------------------
+# README: the app's environment variables (app/settings.py)
+# ---------------------------------------------------------------------------------------
+def render_app_environment(declared: Sequence[Variable] | None = None) -> str:
+    rows = ["| variable | for | default | allowed | what it does |", "|---|---|---|---|---|"]
+    for variable in variables() if declared is None else declared:
+        cells = (
+            f"`{variable.name}`",
+            variable.section,
+            variable.default,
+            variable.allowed,
+            variable.description,
+        )
+        # <region>, <PORT>: shown as written, not taken for HTML tags.
+        escaped = (_cell(cell).replace("<", "&lt;").replace(">", "&gt;") for cell in cells)
+        rows.append("| " + " | ".join(escaped) + " |")
+    return "\n".join(rows)
+
+
 REGIONS: tuple[Region, ...] = (
     Region("Pulumi.yaml", "config schema", render_config_schema, YAML_COMMENT),
     Region(
@@ -133,6 +155,7 @@ REGIONS: tuple[Region, ...] = (
         MARKDOWN_COMMENT,
     ),
     Region("README.md", "stack table", render_stack_table, MARKDOWN_COMMENT),
+    Region("README.md", "app environment variables", render_app_environment, MARKDOWN_COMMENT),
 )
 
 

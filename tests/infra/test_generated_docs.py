@@ -1,11 +1,14 @@
 """Pulumi.yaml's config schema and the README's configuration reference are generated from
-the declarations in infra/settings (`make docs`): they never drift from the code."""
+the declarations in infra/settings, the README's app environment table from app/settings.py
+(`make docs`): they never drift from the code."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
+from app import settings as app_settings
+from app.contract import Env
 from infra.settings import KEYS
 from pyscale import docs
 from pyscale.stacks import PROJECT_FILE, REPO_ROOT
@@ -45,3 +48,13 @@ def test_the_reference_gives_every_keys_change_safety():
     for key in KEYS:
         (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{key.full_name}` |")]
         assert row.rstrip(" |").endswith(docs._cell(str(key.change))), key.name
+
+
+def test_the_readme_lists_every_app_variable_with_what_it_allows():
+    readme = (REPO_ROOT / "README.md").read_text()
+    for variable in app_settings.variables():
+        (row,) = [line for line in readme.splitlines() if line.startswith(f"| `{variable.name}` |")]
+        assert docs._cell(variable.description) in row, variable.name
+    assert {variable.name for variable in app_settings.variables()} == {
+        value for name, value in vars(Env).items() if not name.startswith("_")
+    }
