@@ -52,7 +52,7 @@ lint: $(VENV)/.synced ## ruff lint and format check, mypy type check ([tool.mypy
 	$(VENV)/bin/mypy
 
 .PHONY: docs
-docs: $(VENV)/.synced ## Regenerate Pulumi.yaml's config schema and the README's configuration reference and stack table
+docs: $(VENV)/.synced ## Regenerate Pulumi.yaml's config schema, the README's configuration reference, stack table and app variables, docs/benchmarks.md
 	$(VENV)/bin/python -m pyscale.docs
 
 .PHONY: fmt

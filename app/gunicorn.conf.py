@@ -11,16 +11,13 @@ Workers: WEB_CONCURRENCY, else `vcpus + 1` where vcpus is what this process may 
 detection live in app/sizing.py, importable without side effects, so `pyscale local`
 sizes its replicas with the very same code.
 
-Worker class: `gthread`, WEB_THREADS threads per worker (default 4). Measured with
-`bench/bench_app.py --worker-classes gthread,sync` on 2 vCPUs over loopback (README, "The
-reference app"): app CPU per request gthread vs sync — hello 338 vs 339 us, near-cache hit
-391 vs 357, Redis hit 526 vs 487 — so sync is as cheap or up to ~10% cheaper there, even
-reconnecting for every request. gthread still wins where it matters in production, which
-loopback can't show: sync has no keep-alive, and with threads a request waiting on the
-single-flight lock or a Redis timeout holds one thread, not a whole process. A slow *client*
-would hold a gthread thread too, which is why gunicorn never faces clients itself: on EC2 a
-buffering HAProxy sits in front of it (infra/boot/proxy.py), locally the topology's HAProxy
-applies the same rules.
+Worker class: `gthread`, WEB_THREADS threads per worker (default 4). On loopback `sync` is no
+dearer per request (`bench/bench_app.py --worker-classes gthread,sync`). gthread still wins
+where it matters in production, which loopback can't show: sync has no keep-alive, and with
+threads a request waiting on the single-flight lock or a Redis timeout holds one thread, not
+a whole process. A slow *client* would hold a gthread thread too, which is why gunicorn never
+faces clients itself: on EC2 a buffering HAProxy sits in front of it (infra/boot/proxy.py),
+locally the topology's HAProxy applies the same rules. docs/gunicorn.md has the reasoning.
 """
 
 from __future__ import annotations
@@ -90,9 +87,9 @@ loglevel = _settings.log_level.lower()
 # -- metrics: one multiprocess directory per gunicorn master -------------------------------
 # Two replicas on one machine bind different ports, so the port keeps their directories
 # apart; set PROMETHEUS_MULTIPROC_DIR explicitly (e.g. systemd's RuntimeDirectory) to choose.
-os.environ.setdefault(
-    Env.PROMETHEUS_MULTIPROC_DIR,
-    os.path.join(tempfile.gettempdir(), f"pyscale-metrics-{_settings.server.port}"),
+# prometheus_client in every worker reads the variable itself.
+os.environ[Env.PROMETHEUS_MULTIPROC_DIR] = _settings.server.metrics_dir or os.path.join(
+    tempfile.gettempdir(), f"pyscale-metrics-{_settings.server.port}"
 )
 
 # -- the Redis AUTH token: fetched once, in the master, inherited by every worker ----------

@@ -4,7 +4,9 @@
     .venv/bin/python bench/bench_app.py --duration 10 --connections 64
     .venv/bin/python bench/bench_app.py --worker-classes gthread,sync   # the worker-class choice
 
-One run prints one table. Every row is gunicorn started with app/gunicorn.conf.py and the
+One run prints one table per worker class and writes it to
+bench/results/app/<date>/results.json (`--output` to choose), which `make docs` renders in
+docs/benchmarks.md. Every row is gunicorn started with app/gunicorn.conf.py and the
 same worker settings (only the WSGI app or the app's cache variables differ), loaded by wrk
 over loopback for a bounded duration after a warm-up. Ratios are against the bare hello view
 of the same worker class. Not a test: nothing here asserts a speed.
@@ -13,7 +15,10 @@ of the same worker class. Not a test: nothing here asserts a speed.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
+import platform
 import re
 import shutil
 import statistics
@@ -292,7 +297,14 @@ def main() -> None:
     parser.add_argument(
         "--only", default=None, help="comma-separated: run only rows whose name contains one"
     )
+    parser.add_argument(
+        "--output", type=Path, default=None, help="directory (bench/results/app/<date>)"
+    )
     args = parser.parse_args()
+    when = datetime.date.today().isoformat()
+    # Apart from the topology's dated runs, which pyscale cost reads its capacity from.
+    output = args.output or REPO_ROOT / "bench" / "results" / "app" / when
+    load_before = os.getloadavg()[0]
 
     console = Console(width=150)
     workdir = Path(tempfile.mkdtemp(prefix="pyscale-bench-"))
@@ -351,6 +363,54 @@ def main() -> None:
                 result.cache_outcomes,
             )
         console.print(table)
+    write_results(output, when, args, results, load_before)
+
+
+def write_results(
+    output: Path,
+    when: str,
+    args: argparse.Namespace,
+    results: dict[str, list[Result]],
+    load_before: float,
+) -> None:
+    """results.json: what docs/benchmarks.md shows (pyscale/docs.py renders it)."""
+    output.mkdir(parents=True, exist_ok=True)
+    document = {
+        "date": when,
+        "machine": {
+            "cores": len(os.sched_getaffinity(0)),
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+            # Other work on the machine skews every row alike; say how busy it was.
+            "load_average": f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after",
+        },
+        "wrk": {
+            "threads": args.threads,
+            "connections": args.connections,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "rounds": args.rounds,
+        },
+        "workers": args.workers,
+        "measurements": [
+            {
+                "worker_class": worker_class,
+                "scenario": result.row.name,
+                "requests_per_second": round(result.requests_per_second, 1),
+                "requests_per_second_range": result.spread,
+                "cpu_us_per_request": round(result.cpu_us_per_request, 1),
+                "p50_ms": result.p50_ms,
+                "p99_ms": result.p99_ms,
+                "errors": result.errors,
+                "x_cache": result.cache_outcomes,
+                "baseline": result.row.wsgi == "bench.apps:hello",
+            }
+            for worker_class, class_results in results.items()
+            for result in class_results
+        ],
+    }
+    (output / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+    print(f"wrote {output / 'results.json'}")
 
 
 if __name__ == "__main__":

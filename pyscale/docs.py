@@ -1,4 +1,7 @@
-"""Generated documentation: regions of committed files written from code (``make docs``).
+"""Generated documentation: regions of committed files written from code (``make docs``):
+Pulumi.yaml's config schema and the README's configuration reference (infra/settings/), the
+README's table of the app's environment variables (app/settings.py), the benchmark figures
+in docs/benchmarks.md (the newest committed bench/results/ runs).
 
 Each ``Region`` is a span of a file between a begin and an end marker, and the function
 that renders it. ``python -m pyscale.docs`` rewrites every region; ``--check`` lists the
@@ -15,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.settings import Variable, variables
 from infra.settings import KEYS, KeyDeclaration
 from pyscale.stacks import REPO_ROOT
 
@@ -124,6 +128,118 @@ def render_stack_table() -> str:
     return readme.render()
 
 
+# ---------------------------------------------------------------------------------------
+# README: the app's environment variables (app/settings.py)
+# ---------------------------------------------------------------------------------------
+def render_app_environment(declared: Sequence[Variable] | None = None) -> str:
+    rows = ["| variable | for | default | allowed | what it does |", "|---|---|---|---|---|"]
+    for variable in variables() if declared is None else declared:
+        cells = (
+            f"`{variable.name}`",
+            variable.section,
+            variable.default,
+            variable.allowed,
+            variable.description,
+        )
+        # <region>, <PORT>: shown as written, not taken for HTML tags.
+        escaped = (_cell(cell).replace("<", "&lt;").replace(">", "&gt;") for cell in cells)
+        rows.append("| " + " | ".join(escaped) + " |")
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------
+# docs/benchmarks.md: the figures of the newest committed runs (bench/results/)
+# ---------------------------------------------------------------------------------------
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+
+
+def _newest(runs: Path) -> Path | None:
+    """The results.json of the newest run directly under ``runs`` (names are ISO dates)."""
+    found = sorted(path for path in runs.glob("*/results.json") if path.parent.name[:1].isdigit())
+    return found[-1] if found else None
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def _ratio(value: float, baseline: float | None) -> str:
+    return f"{value / baseline:.2f}x" if baseline else "-"
+
+
+def render_app_benchmark(results_dir: Path = RESULTS_DIR) -> str:
+    path = _newest(results_dir / "app")
+    if path is None:
+        return "No committed run yet: `make bench-app` writes `bench/results/app/<date>/`."
+    run = json.loads(path.read_text())
+    machine, wrk = run["machine"], run["wrk"]
+    lines = [
+        f"Run of {run['date']} (`{_relative(path)}`): {machine['cores']} cores ({machine['cpu']}), "
+        f"Python {machine['python']}, load average {machine['load_average']}; wrk "
+        f"-t{wrk['threads']} -c{wrk['connections']}, {wrk['duration']} s per row after a "
+        f"{wrk['warmup']} s warm-up, median of {wrk['rounds']} rounds.",
+    ]
+    classes = list(dict.fromkeys(row["worker_class"] for row in run["measurements"]))
+    for worker_class in classes:
+        rows = [row for row in run["measurements"] if row["worker_class"] == worker_class]
+        hello = next((row for row in rows if row["baseline"]), None)
+        lines += [
+            "",
+            f"gunicorn `{worker_class}`:",
+            "",
+            "| scenario | req/s | vs hello | app CPU µs/req | CPU vs hello | p50 ms | p99 ms "
+            "| errors | X-Cache |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for row in rows:
+            rate, cpu = row["requests_per_second"], row["cpu_us_per_request"]
+            cells = (
+                row["scenario"],
+                f"{rate:,.0f}",
+                _ratio(rate, hello and hello["requests_per_second"]),
+                f"{cpu:,.0f}",
+                _ratio(hello["cpu_us_per_request"], cpu) if hello and cpu else "-",
+                f"{row['p50_ms']:.1f}",
+                f"{row['p99_ms']:.1f}",
+                str(row["errors"]),
+                row["x_cache"],
+            )
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+def render_topology_benchmark(results_dir: Path = RESULTS_DIR) -> str:
+    path = _newest(results_dir)
+    if path is None:
+        return "No committed run yet: `make bench` writes `bench/results/<date>/`."
+    run = json.loads(path.read_text())
+    machine, wrk = run["machine"], run["wrk"]
+    lines = [
+        f"Run of {run['date']} (`{_relative(path)}`, plots beside it): {machine['cores']} "
+        f"cores ({machine['cpu']}), load average {machine['load_average']}; wrk "
+        f"-t{wrk['threads']} -c{wrk['connections']}, {wrk['duration']} s per measurement.",
+        "",
+        "| sweep | measurement | replicas | workers | req/s | CPU ms/req | p50 ms | p99 ms "
+        "| errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in run["measurements"]:
+        label = f"{row['label']} ({row['series']})" if row["series"] else row["label"]
+        cells = (
+            row["sweep"],
+            label,
+            str(row["replicas"]),
+            str(row["workers"]),
+            f"{row['requests_per_second']:,.0f}",
+            f"{row['cpu_ms_per_request']:.2f}",
+            f"{row['p50_ms']:.1f}",
+            f"{row['p99_ms']:.1f}",
+            str(row["errors"]),
+        )
+        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 REGIONS: tuple[Region, ...] = (
     Region("Pulumi.yaml", "config schema", render_config_schema, YAML_COMMENT),
     Region(
@@ -133,6 +249,9 @@ REGIONS: tuple[Region, ...] = (
         MARKDOWN_COMMENT,
     ),
     Region("README.md", "stack table", render_stack_table, MARKDOWN_COMMENT),
+    Region("README.md", "app environment variables", render_app_environment, MARKDOWN_COMMENT),
+    Region("docs/benchmarks.md", "app benchmark", render_app_benchmark, MARKDOWN_COMMENT),
+    Region("docs/benchmarks.md", "topology benchmark", render_topology_benchmark, MARKDOWN_COMMENT),
 )
 
 

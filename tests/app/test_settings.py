@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.contract import DEFAULT_PORT
-from app.settings import SettingsError, load_settings
+from app.contract import DEFAULT_PORT, Env
+from app.settings import AppEnvironment, SettingsError, load_settings
 
 ARN = "arn:aws:secretsmanager:us-east-2:123456789012:secret:pyscale/auth-x1Y2z3"
 
@@ -129,3 +129,44 @@ def test_a_redis_url_query_is_refused_at_start_rather_than_failing_every_request
     with pytest.raises(SettingsError, match="REDIS_URL: query parameters") as raised:
         app_factory("redis://127.0.0.1:6379/0?foo=bar&password=hunter2")
     assert "hunter2" not in str(raised.value)
+
+
+def test_every_contract_variable_is_declared_exactly_once():
+    declared = [field.validation_alias for field in AppEnvironment.model_fields.values()]
+    contract = [value for name, value in vars(Env).items() if not name.startswith("_")]
+    assert len(declared) == len(set(declared))
+    assert sorted(declared) == sorted(contract)
+
+
+def test_the_process_environment_is_read_when_no_mapping_is_given(monkeypatch):
+    monkeypatch.setenv("WEB_THREADS", "7")
+    assert load_settings().server.web_threads == 7
+
+
+def test_a_dotenv_file_is_never_read(tmp_path, monkeypatch):
+    # Configuration comes only from the environment, whatever lies in the working directory.
+    (tmp_path / ".env").write_text("WEB_THREADS=9\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WEB_THREADS", raising=False)
+    assert load_settings().server.web_threads == 4
+
+
+def test_a_blank_value_counts_as_unset_and_surrounding_spaces_are_ignored():
+    settings = load_settings({"PORT": "  ", "WEB_CONCURRENCY": " 3 ", "LOG_LEVEL": "debug"})
+    assert settings.server.port == DEFAULT_PORT
+    assert settings.server.web_concurrency == 3
+    assert settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("text", ["1.0", "0x10", "1e3", "true"])
+def test_an_integer_is_written_as_one(text):
+    with pytest.raises(SettingsError, match=r"WEB_THREADS='.*': must be an integer from 1 to 64"):
+        load_settings({"WEB_THREADS": text})
+
+
+def test_a_variable_with_several_problems_gets_one_line_naming_them_all():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"REDIS_URL": "redis://cache:0/zero"})
+    assert raised.value.problems == [
+        "REDIS_URL: port must be 1-65535; the path must be a database number, got 'zero'"
+    ]

@@ -5,23 +5,27 @@ record how they were called — the only fakes are for what exists only on EC2."
 from __future__ import annotations
 
 import base64
+import platform
 import shutil
 import stat
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, PORT_BEHIND_PROXY, Env
-from app.sizing import admitted_requests
-from infra import boot
+from app.settings import load_settings
+from app.sizing import admitted_requests, workers_for
+from infra import boot, wheelhouse
 from infra.boot import proxy
 from infra.release import build_artifact
 from infra.wheelhouse import PREBUILT_ENV
-from tests.support.wheels import FixtureWheel, SimpleIndex, make_wheel, requirements_for
+from tests.support.wheels import SimpleIndex, installed_wheels, requirements_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -485,17 +489,20 @@ def test_no_pending_action_is_not_a_failure(boot_machine):
 
 
 def test_the_install_reaches_no_package_index(boot_machine, tmp_path, monkeypatch):
-    """The real pip, in a real venv, installs the release's wheelhouse while every index
-    and proxy it could ask points at a loopback server that records and refuses."""
+    """The real pip, in a real venv, installs the release's real dependencies from its
+    wheelhouse alone — every index and proxy it could ask points at a loopback server that
+    records and refuses — and the boot's sizing (`python -m app.sizing`, the app's settings)
+    runs on what it installed."""
     index = SimpleIndex(tmp_path / "empty-index")
-    wheels = tmp_path / "wheels" / "x86_64"
-    built = [
-        (wheel, make_wheel(wheels, wheel))
-        for wheel in (FixtureWheel("pyscale-boot-probe", "1.0", "py3-none-any"),)
-    ]
+    # This machine's interpreter stands in for the instance's python3.12 (the stub below),
+    # so the wheelhouse holds the locked dependencies as installed here, for it.
+    monkeypatch.setattr(wheelhouse, "PYTHON_VERSION", "{}.{}".format(*sys.version_info[:2]))
+    architecture = next(a for a, m in wheelhouse.MACHINES.items() if m == platform.machine())
+    wheels = tmp_path / "wheels" / architecture
+    built = installed_wheels(wheels, metadata.requires("pyscale") or [])
     (wheels / "requirements.txt").write_text(requirements_for(built))
     monkeypatch.setenv(PREBUILT_ENV, str(wheels.parent))
-    artifact = build_artifact(REPO_ROOT, out_dir=tmp_path / "build", architecture="x86_64")
+    artifact = build_artifact(REPO_ROOT, out_dir=tmp_path / "build", architecture=architecture)
     boot_machine.env["STUB_ARTIFACT"] = str(artifact.path)
     stubs = Path(boot_machine.env["PATH"].split(":")[0])
     (stubs / "python3.12").write_text(f'#!/bin/bash\nexec {sys.executable} "$@"\n')
@@ -509,23 +516,33 @@ def test_the_install_reaches_no_package_index(boot_machine, tmp_path, monkeypatc
     )
     spec = replace(
         boot_machine.spec(),
-        architecture="x86_64",
+        architecture=architecture,
         release_sha256=artifact.sha256,
         app_version=artifact.version,
     )
-    boot_machine.env["STUB_MACHINE"] = "x86_64"
+    boot_machine.env["STUB_MACHINE"] = platform.machine()
     try:
         result = boot_machine.run(boot.render_user_data(spec))
     finally:
         index.close()
-    venv = boot_machine.root / "opt/pyscale/releases" / spec.app_version / "venv"
-    probe = subprocess.run(
-        [venv / "bin/python", "-c", "import pyscale_boot_probe; print(pyscale_boot_probe.VERSION)"],
+    release_dir = boot_machine.root / "opt/pyscale/releases" / spec.app_version
+    installed = subprocess.run(
+        [release_dir / "venv/bin/python", "-m", "pip", "list", "--format=freeze"],
         capture_output=True,
         text=True,
         check=False,
     )
 
     assert result.returncode == 0, result.stderr
-    assert probe.stdout.strip() == "1.0"
     assert index.requests == []
+    assert {f"{wheel.name}=={wheel.version}" for wheel, _ in built} <= {
+        str(canonicalize_name(line.split("==")[0])) + "==" + line.split("==")[1]
+        for line in installed.stdout.splitlines()
+    }
+    assert {"pydantic", "pydantic-settings"} <= {wheel.name for wheel, _ in built}
+    # ... and the sizing ran there: the proxy admits the app's own count for this machine
+    server = load_settings(boot.app_environment(spec)).server
+    assert (boot_machine.root / "etc/pyscale/proxy.env").read_text() == (
+        f"{proxy.ADMITTED_REQUESTS_VARIABLE}="
+        f"{admitted_requests(workers_for(server.web_concurrency), server.web_threads)}\n"
+    )

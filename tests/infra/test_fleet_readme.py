@@ -1,5 +1,6 @@
-"""The README's "Deploy to AWS" guide stays true to the program: its outputs table names
-the stack outputs (the configuration reference is generated: test_generated_docs.py)."""
+"""The README's "Deploy to AWS" and "Operate" guides stay true to the program: the outputs
+table names the stack outputs (the configuration reference is generated:
+test_generated_docs.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_outputs_table_names_every_stack_output(shipped_run):
 
 
 def test_the_guide_shows_the_commands_a_user_runs():
-    guide = section("Deploy to AWS")
+    guide = section("Deploy to AWS") + section("Operate")
 
     for command in (
         "pulumi stack select dev",

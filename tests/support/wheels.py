@@ -4,6 +4,8 @@
 ``fixture_wheelhouse`` lays out what ``PYSCALE_WHEELHOUSE_DIR`` expects (per architecture:
 requirements.txt pinning each wheel by its SHA-256, and the wheels), so the test suite's
 program runs build a release with a wheelhouse and never touch the network.
+``installed_wheels`` packs distributions installed in this environment (what ``make install``
+put there from uv.lock) back into wheels: the app's real dependencies, without a download.
 ``SimpleIndex`` is a PEP 503 index on 127.0.0.1 that records every request, for the real
 ``pip download`` path."""
 
@@ -16,7 +18,11 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.metadata import Distribution, distribution
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 # A fixed timestamp: the same wheel has the same bytes (and hash) in every run.
 _ZIP_TIME = (2026, 1, 1, 0, 0, 0)
@@ -61,6 +67,74 @@ def make_wheel(directory: Path, wheel: FixtureWheel) -> Path:
         for name, data in files.items():
             archive.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
     return path
+
+
+# Written by the installer, not part of the wheel it installed (RECORD is written afresh).
+_INSTALLER_FILES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+
+
+def _wheel_tag(dist: Distribution) -> str:
+    """The wheel's tags from its WHEEL file, compressed as a wheel file name spells them
+    (``cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64``)."""
+    tags = [
+        line.split(":", 1)[1].strip().split("-")
+        for line in (dist.read_text("WHEEL") or "").splitlines()
+        if line.startswith("Tag:")
+    ]
+    if not tags:
+        raise ValueError(f"{dist.metadata['Name']}: its WHEEL file names no tag")
+    return "-".join(".".join(dict.fromkeys(tag[part] for tag in tags)) for part in range(3))
+
+
+def installed_wheel(directory: Path, dist: Distribution) -> tuple[FixtureWheel, Path]:
+    """``dist`` as installed here, packed back into a wheel: its files under site-packages
+    and its dist-info (console scripts come back from entry_points.txt). Neither pip nor uv
+    has a command for this, and uv keeps no wheel files (its cache holds them unpacked)."""
+    wheel = FixtureWheel(
+        str(canonicalize_name(dist.metadata["Name"])), dist.version, _wheel_tag(dist)
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / wheel.filename
+    record = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for file in sorted(dist.files or [], key=str):
+            name = file.as_posix()
+            if name.startswith("../") or "__pycache__" in file.parts:
+                continue  # scripts outside site-packages; bytecode the installer compiled
+            if ".dist-info/" in name and file.name in _INSTALLER_FILES:
+                continue
+            data = Path(str(dist.locate_file(file))).read_bytes()
+            archive.writestr(zipfile.ZipInfo(name, date_time=_ZIP_TIME), data)
+            record.append(_record_line(name, data))
+        dist_info = next(f.parts[0] for f in dist.files or [] if f.parts[0].endswith(".dist-info"))
+        record.append(f"{dist_info}/RECORD,,")
+        archive.writestr(
+            zipfile.ZipInfo(f"{dist_info}/RECORD", date_time=_ZIP_TIME), "\n".join(record) + "\n"
+        )
+    return wheel, path
+
+
+def installed_wheels(
+    directory: Path, requirements: Iterable[str]
+) -> list[tuple[FixtureWheel, Path]]:
+    """``requirements`` and everything they need, as installed here (markers evaluated for
+    this interpreter, extras followed), each packed back into a wheel in ``directory``."""
+    wanted: dict[str, set[str]] = {}
+    pending = [Requirement(text) for text in requirements]
+    while pending:
+        requirement = pending.pop()
+        key = str(canonicalize_name(requirement.name))
+        extras = {"", *requirement.extras}
+        if key in wanted and extras <= wanted[key]:
+            continue
+        wanted[key] = wanted.get(key, set()) | extras
+        for text in distribution(key).requires or []:
+            needed = Requirement(text)
+            if needed.marker is None or any(
+                needed.marker.evaluate({"extra": extra}) for extra in wanted[key]
+            ):
+                pending.append(needed)
+    return [installed_wheel(directory, distribution(key)) for key in sorted(wanted)]
 
 
 def sha256(path: Path) -> str:
