@@ -9,16 +9,26 @@ any group, needs SQS/EventBridge interruption handling, a node role and access e
 AWS's best-practices guide reserves it for spiky or diverse compute (README, "Deploy to
 EKS").
 
-The RBAC rules and IAM actions follow kubernetes/autoscaler's AWS example manifest
-(cluster-autoscaler-autodiscover.yaml) and AWS cloud-provider README; the image's minor
-version must match the cluster's ("cross version compatibility is not tested or
-supported", EKS best practices).
+The image's minor version matches the cluster's ("cross version compatibility is not tested
+or supported", EKS best practices), and it is pinned by digest: the digest of each tag is the
+multi-arch index that kubernetes/k8s.io's image-promoter manifest
+(registry.k8s.io/images/k8s-staging-autoscaling/images.yaml @ fe84f3f6, entry
+``cluster-autoscaler``) promoted to registry.k8s.io/autoscaling. No registry is reachable
+here, so the digests are that manifest's, not a pull's: ``crane digest
+registry.k8s.io/autoscaling/cluster-autoscaler:<tag>`` must print the same.
+
+RBAC: the rules of kubernetes/autoscaler's AWS example manifest
+(cloudprovider/aws/examples/cluster-autoscaler-autodiscover.yaml) at the release's own tag,
+vendored under data/ with its commit, minus what that release's code never uses
+(``OMITTED_UPSTREAM_PERMISSIONS``, each with the code that shows it); a spec compares the
+two. IAM actions follow the AWS cloud provider's README.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 import pulumi
@@ -29,57 +39,130 @@ from infra.kubernetes.pod_security import restricted_container, restricted_pod
 
 NAMESPACE: Final = "kube-system"
 NAME: Final = "cluster-autoscaler"
-# registry.k8s.io/autoscaling/cluster-autoscaler tags per Kubernetes minor (the project's
-# release for that minor; by tag: no registry is reachable here to resolve digests).
-IMAGE_TAGS: Final = {"1.31": "v1.31.0", "1.32": "v1.32.0", "1.33": "v1.33.0"}
+STATUS_CONFIG_MAP: Final = "cluster-autoscaler-status"
 IMAGE_REPOSITORY: Final = "registry.k8s.io/autoscaling/cluster-autoscaler"
+DATA: Final = Path(__file__).resolve().parent / "data"
 CPU: Final = "100m"
 MEMORY: Final = "600Mi"
 NOBODY: Final = 65534
 
-_READ = ["get", "list", "watch"]
-# One RBAC rule: API group, resources, verbs, resource names (empty: every object).
+# One RBAC rule: (API group, resources, verbs, resource names); no names = any object.
 Rule = tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]
-CLUSTER_RULES: Final[tuple[Rule, ...]] = (
-    ("", ("events", "endpoints"), ("create", "patch"), ()),
-    ("", ("pods/eviction",), ("create",), ()),
-    ("", ("pods/status",), ("update",), ()),
-    ("", ("endpoints",), ("get", "update"), (NAME,)),
-    ("", ("nodes",), ("watch", "list", "get", "update"), ()),
-    (
-        "",
+
+
+@dataclass(frozen=True)
+class AutoscalerRelease:
+    """The Cluster Autoscaler release pinned for one Kubernetes minor version.
+
+    tag / digest: the image (digest of the multi-arch index, from the promoter manifest).
+    storage_resources: the storage.k8s.io objects its scheduler simulation watches (the
+        1.33 scheduler framework also counts VolumeAttachments: upstream added the rule in
+        kubernetes/autoscaler 442ad2d5, "Fix failed to watch *v1.VolumeAttachment").
+    upstream_rbac: the example manifest's ClusterRole and Role at the release's tag.
+    """
+
+    tag: str
+    digest: str
+    storage_resources: tuple[str, ...]
+    upstream_rbac: Path
+
+    @property
+    def image(self) -> str:
+        return f"{IMAGE_REPOSITORY}:{self.tag}@{self.digest}"
+
+
+_STORAGE = ("storageclasses", "csinodes", "csidrivers", "csistoragecapacities")
+# The newest patch of each minor in kubernetes/k8s.io @ fe84f3f6 (images.yaml above); the
+# example manifests are those of tags cluster-autoscaler-1.31.3 (0f59059c), -1.32.2
+# (f302c917) and -1.33.1 (c95a8d9f).
+RELEASES: Final = {
+    "1.31": AutoscalerRelease(
+        "v1.31.3",
+        "sha256:b5ac5d93d0e43c6f4f14b0a3994ff905ed169aa0d614d7af702eca0a254cb8a8",
+        _STORAGE,
+        DATA / "cluster-autoscaler-rbac-v1.31.3.yaml",
+    ),
+    "1.32": AutoscalerRelease(
+        "v1.32.2",
+        "sha256:c627d8d159a8cd6705a2612afd8a9ffc499e2fc37bad3525364427439b9224c0",
+        _STORAGE,
+        DATA / "cluster-autoscaler-rbac-v1.32.2.yaml",
+    ),
+    "1.33": AutoscalerRelease(
+        "v1.33.1",
+        "sha256:0d53371b73eae57dbed927a72b71d4fe756ce4dbfe528b4217a1078cb13445f0",
+        (*_STORAGE, "volumeattachments"),
+        DATA / "cluster-autoscaler-rbac-v1.33.1.yaml",
+    ),
+}
+
+_READ = ("get", "list", "watch")
+# What the upstream example grants that these releases never use (checked in the code at
+# each tag), as (API group, resource, verb, resource name or "" for any) with the reason.
+OMITTED_UPSTREAM_PERMISSIONS: Final = (
+    *(
+        (("", "endpoints", verb, name), "the leader lock is a Lease (main.go: ResourceLock: "
+         "resourcelock.LeasesResourceLock); nothing reads or writes Endpoints")
+        for verb, name in (("create", ""), ("patch", ""), ("get", NAME), ("update", NAME))
+    ),
+    *(
+        (("extensions", resource, verb, ""), "the extensions group has served none of these "
+         "since Kubernetes 1.16; the listers use apps/v1 and batch/v1 (utils/kubernetes/"
+         "listers.go)")
+        for resource in ("replicasets", "daemonsets", "jobs")
+        for verb in (*_READ, "patch")
+        if resource == "jobs" or verb != "patch"
+    ),
+    (("batch", "jobs", "patch", ""), "jobs are only listed (listers.go: Jobs().Lister())"),
+    *(
+        (("", "configmaps", verb, name), "only the priority expander lists, watches or reads "
+         "cluster-autoscaler-priority-expander (expander/factory); this Deployment uses "
+         "--expander=least-waste, and the status ConfigMap is only got, created, updated "
+         "and deleted (clusterstate/utils/status.go)")
+        for verb, name in (
+            ("list", ""),
+            ("watch", ""),
+            ("watch", STATUS_CONFIG_MAP),
+            *((verb, "cluster-autoscaler-priority-expander")
+              for verb in ("delete", "get", "update", "watch")),
+        )
+    ),
+)  # fmt: skip
+
+
+def cluster_rules(release: AutoscalerRelease) -> tuple[Rule, ...]:
+    """The ClusterRole: what the release reads to simulate scheduling, evicts and writes."""
+    return (
+        ("", ("events",), ("create", "patch"), ()),
+        ("", ("pods/eviction",), ("create",), ()),
+        ("", ("pods/status",), ("update",), ()),
+        ("", ("nodes",), ("watch", "list", "get", "update"), ()),
         (
-            "namespaces",
-            "pods",
-            "services",
-            "replicationcontrollers",
-            "persistentvolumeclaims",
-            "persistentvolumes",
+            "",
+            (
+                "namespaces",
+                "pods",
+                "services",
+                "replicationcontrollers",
+                "persistentvolumeclaims",
+                "persistentvolumes",
+            ),
+            _READ,
+            (),
         ),
-        tuple(_READ),
-        (),
-    ),
-    ("extensions", ("replicasets", "daemonsets"), tuple(_READ), ()),
-    ("policy", ("poddisruptionbudgets",), ("watch", "list"), ()),
-    ("apps", ("statefulsets", "replicasets", "daemonsets"), tuple(_READ), ()),
-    (
-        "storage.k8s.io",
-        ("storageclasses", "csinodes", "csidrivers", "csistoragecapacities"),
-        tuple(_READ),
-        (),
-    ),
-    ("batch", ("jobs", "cronjobs"), tuple(_READ), ()),
-    ("coordination.k8s.io", ("leases",), ("create",), ()),
-    ("coordination.k8s.io", ("leases",), ("get", "update"), (NAME,)),
-)
+        ("policy", ("poddisruptionbudgets",), ("watch", "list"), ()),
+        ("apps", ("statefulsets", "replicasets", "daemonsets"), _READ, ()),
+        ("storage.k8s.io", release.storage_resources, _READ, ()),
+        ("batch", ("jobs",), _READ, ()),
+        ("coordination.k8s.io", ("leases",), ("create",), ()),
+        ("coordination.k8s.io", ("leases",), ("get", "update"), (NAME,)),
+    )
+
+
+# The Role in kube-system: its status ConfigMap (create cannot be limited by name in RBAC).
 NAMESPACE_RULES: Final[tuple[Rule, ...]] = (
-    ("", ("configmaps",), ("create", "list", "watch"), ()),
-    (
-        "",
-        ("configmaps",),
-        ("delete", "get", "update", "watch"),
-        ("cluster-autoscaler-status", "cluster-autoscaler-priority-expander"),
-    ),
+    ("", ("configmaps",), ("create",), ()),
+    ("", ("configmaps",), ("delete", "get", "update"), (STATUS_CONFIG_MAP,)),
 )
 
 
@@ -87,15 +170,19 @@ class UnsupportedKubernetesVersionError(ValueError):
     """No Cluster Autoscaler release is pinned for this Kubernetes minor version."""
 
 
-def image_for(kubernetes_version: str) -> str:
+def release_for(kubernetes_version: str) -> AutoscalerRelease:
     minor = ".".join(kubernetes_version.split(".")[:2])
-    tag = IMAGE_TAGS.get(minor)
-    if tag is None:
+    release = RELEASES.get(minor)
+    if release is None:
         raise UnsupportedKubernetesVersionError(
             f"no Cluster Autoscaler release pinned for Kubernetes {minor} (pinned: "
-            f"{', '.join(IMAGE_TAGS)}): add its tag to IMAGE_TAGS in {__name__}"
+            f"{', '.join(RELEASES)}): add it to RELEASES in {__name__}"
         )
-    return f"{IMAGE_REPOSITORY}:{tag}"
+    return release
+
+
+def image_for(kubernetes_version: str) -> str:
+    return release_for(kubernetes_version).image
 
 
 def iam_statements(cluster_name: str, region: str, account_id: str) -> list[dict[str, Any]]:
@@ -152,7 +239,7 @@ class ClusterAutoscalerArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def _rules(rules: Iterable[Rule]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
+def _rules(rules: tuple[Rule, ...]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
     return [
         k8s.rbac.v1.PolicyRuleArgs(
             api_groups=[group],
@@ -175,7 +262,8 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("pyscale:kubernetes:ClusterAutoscaler", name, None, opts)
-        image = image_for(args.kubernetes_version)
+        release = release_for(args.kubernetes_version)
+        image = release.image
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/managed-by": "pulumi"}
         metadata = k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=NAMESPACE, labels=labels)
@@ -199,7 +287,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         cluster_role = k8s.rbac.v1.ClusterRole(
             f"{name}-cluster-role",
             metadata=cluster_metadata,
-            rules=_rules(CLUSTER_RULES),
+            rules=_rules(cluster_rules(release)),
             opts=child,
         )
         cluster_binding = k8s.rbac.v1.ClusterRoleBinding(

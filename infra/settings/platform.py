@@ -17,7 +17,7 @@ from typing import Annotated, Self
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
-from infra.kubernetes.cluster_autoscaler import IMAGE_TAGS
+from infra.kubernetes.cluster_autoscaler import RELEASES
 from infra.settings.base import (
     AreaSettings,
     Problems,
@@ -243,9 +243,9 @@ class PlatformSettings(AreaSettings):
     @field_validator("kubernetes_version")
     @classmethod
     def _pinned_autoscaler(cls, version: str) -> str:
-        if version not in IMAGE_TAGS:
+        if version not in RELEASES:
             raise ValueError(
-                f"must be one of {', '.join(IMAGE_TAGS)} (a Cluster Autoscaler release is "
+                f"must be one of {', '.join(RELEASES)} (a Cluster Autoscaler release is "
                 f"pinned for each), got {version!r}"
             )
         return version

@@ -6,11 +6,17 @@ image repository."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
+from typing import Any
 
 import pulumi_kubernetes as k8s
 import pytest
+import yaml
 
 from infra.kubernetes.cluster_autoscaler import (
+    OMITTED_UPSTREAM_PERMISSIONS,
+    RELEASES,
     ClusterAutoscaler,
     ClusterAutoscalerArgs,
     UnsupportedKubernetesVersionError,
@@ -88,7 +94,7 @@ def test_every_autoscaler_object_validates_strictly_and_uses_the_cluster_provide
 def test_the_autoscaler_matches_the_cluster_version_and_discovers_only_its_groups(run):
     deployment = next(o for o in kubernetes_objects(run) if o.kind == "Deployment").manifest
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"].endswith(":v1.33.0")
+    assert container["image"] == RELEASES["1.33"].image
     assert (
         "--node-group-auto-discovery=asg:tag=k8s.io/cluster-autoscaler/enabled,"
         f"k8s.io/cluster-autoscaler/{CLUSTER}"
@@ -100,6 +106,68 @@ def test_the_autoscaler_matches_the_cluster_version_and_discovers_only_its_group
 def test_a_kubernetes_version_without_a_pinned_autoscaler_is_refused():
     with pytest.raises(UnsupportedKubernetesVersionError, match=r"Kubernetes 1\.20"):
         image_for("1.20")
+
+
+def test_each_pinned_autoscaler_is_its_minors_release_by_digest():
+    for minor, release in RELEASES.items():
+        pinned = re.fullmatch(
+            r"registry\.k8s\.io/autoscaling/cluster-autoscaler:(v[\d.]+)@sha256:[0-9a-f]{64}",
+            image_for(minor),
+        )
+        assert pinned is not None, minor
+        tag = pinned.group(1)
+        assert tag.startswith(f"v{minor}."), minor
+        # The vendored RBAC is the example manifest at that very release's tag.
+        assert f"tag cluster-autoscaler-{tag[1:]})" in release.upstream_rbac.read_text()
+
+
+Permission = tuple[str, str, str, str]  # API group, resource, verb, resource name ("" = any)
+
+
+def permissions(rules: Iterable[dict[str, Any]]) -> set[Permission]:
+    """RBAC rules as single grants, so two rule lists compare whatever their grouping."""
+    return {
+        (group, resource, verb, name)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in rule.get("resourceNames") or [""]
+    }
+
+
+def upstream_rbac(minor: str) -> dict[str, set[Permission]]:
+    documents = yaml.safe_load_all(RELEASES[minor].upstream_rbac.read_text())
+    return {doc["kind"]: permissions(doc["rules"]) for doc in documents if doc}
+
+
+@pytest.mark.parametrize("minor", sorted(RELEASES))
+def test_the_autoscalers_rbac_is_upstreams_for_its_release_less_only_what_it_never_uses(minor):
+    run = run_function(
+        lambda: ClusterAutoscaler(
+            "cas",
+            ClusterAutoscalerArgs(CLUSTER, minor, "us-east-1", "123456789012"),
+            k8s.Provider("cluster", kubeconfig="{}", cluster_identifier="arn"),
+        )
+    )
+    granted = {
+        o.kind: permissions(o.manifest["rules"])
+        for o in kubernetes_objects(run)
+        if o.kind in ("ClusterRole", "Role")
+    }
+    upstream = upstream_rbac(minor)
+    omitted = {permission for permission, _reason in OMITTED_UPSTREAM_PERMISSIONS}
+    every_upstream = upstream["ClusterRole"] | upstream["Role"]
+    assert omitted <= every_upstream  # each omission names a grant upstream really makes
+    for kind in ("ClusterRole", "Role"):
+        assert granted[kind] == upstream[kind] - omitted, kind
+    # The status ConfigMap and the leader Lease stay writable: CAS cannot run without them.
+    assert ("", "configmaps", "update", "cluster-autoscaler-status") in granted["Role"]
+    assert ("coordination.k8s.io", "leases", "update", "cluster-autoscaler") in granted[
+        "ClusterRole"
+    ]
+    reads_attachments = ("storage.k8s.io", "volumeattachments", "watch", "")
+    assert (reads_attachments in granted["ClusterRole"]) == (minor >= "1.33")
 
 
 def test_bindings_refer_to_the_roles_and_the_service_account_that_exist(run):
