@@ -85,7 +85,8 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> ResponseReturnValue:
         code = error.name.lower().replace(" ", "_")
-        # Only an HTTPException raised bare (no subclass) has no code: treat it as a 500.
+        # code is typed int | None; None never reaches here (Flask's handle_http_exception
+        # answers a code-less HTTPException itself), so `or 500` only narrows the type.
         return jsonify(error=code, detail=error.description), error.code or 500
 
     @app.errorhandler(Exception)
