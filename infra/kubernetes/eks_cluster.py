@@ -13,16 +13,40 @@ Order, and why (terraform-provider-aws internal/service/eks: each create waits f
    plane once a version ages), a pinned version, a private endpoint plus a public one
    restricted to CIDRs (or private only), deletion protection where asked;
 3. the deploy role's access entry and its cluster-admin policy association;
-4. the vpc-cni and Pod Identity agent add-ons *before* any node (nodes need the CNI to
-   become Ready; pods need the agent for their IAM role);
+4. the vpc-cni, kube-proxy and Pod Identity agent add-ons *before* any node: a node is
+   Ready only once the CNI runs, and the CNI's aws-node reaches the API server through the
+   ``kubernetes`` Service's cluster IP, which only kube-proxy routes (amazon-vpc-cni-k8s
+   #1078, #1847; node groups failing health checks without both, terraform-aws-eks#3525);
+   with ``bootstrap_self_managed_addons=False`` EKS installs neither itself. These are
+   DaemonSets, which go ACTIVE with no node to run on (terraform-aws-eks creates vpc-cni
+   and the agent "before_compute" behind the same create wait); pods need the agent for
+   their IAM role;
 5. managed node groups: launch template with IMDSv2 (hop limit 1, so pods cannot borrow
    the node role) and an encrypted gp3 root, AL2023 AMI of the instance type's
    architecture, desired size ignored after create (the Cluster Autoscaler owns it), an
    update config that replaces a third of the nodes at a time, and no fixed name, so an
    instance-type change (which replaces the group) creates the new group before deleting
    the old one; Spot capacity in its own group;
-6. kube-proxy, CoreDNS and metrics-server after the nodes (their create waits for
-   ACTIVE, which needs somewhere to schedule).
+6. CoreDNS and metrics-server after the nodes: they are Deployments, which stay DEGRADED
+   with no node to schedule on, and the provider's create wait (internal/service/eks/
+   addon.go waitAddonCreated: pending CREATING or DEGRADED, target ACTIVE, 20 minutes)
+   would then fail the deploy (terraform-aws-eks#2021, "last state: 'DEGRADED', timeout:
+   20m0s").
+
+What the provider does with each add-on setting (addon.go): ``addon_name`` and
+``cluster_name`` replace the add-on; ``addon_version`` and ``configuration_values`` update it
+in place (UpdateAddon, then a 20-minute wait for the update). ``resolve_conflicts_on_create``
+and ``_on_update`` are sent with those calls only: OVERWRITE lets EKS take over fields that
+someone else (kubectl, a self-managed copy) set; the alternatives fail the call on such a
+conflict (NONE) or keep the other value (PRESERVE, update only). Nothing else configures
+these add-ons here, so OVERWRITE keeps them exactly EKS's defaults; no
+``configuration_values`` are set (EKS's defaults: CoreDNS two replicas with a PDB).
+``preserve`` is read only on delete: with it DeleteAddon leaves the software running and
+only ends EKS's management. The networking add-ons set it, so removing one from the program
+(or a rename that deletes the old resource) never pulls networking from under running pods.
+The node groups' ``version`` follows ``kubernetes_version``: the provider sends it with
+UpdateNodegroupVersion (node_group.go: a version or launch-template change rolls the nodes,
+waiting up to 60 minutes) after the cluster itself is upgraded.
 
 The Kubernetes provider authenticates with ``aws eks get-token`` and carries the cluster
 ARN as its identifier, so a kubeconfig change (a new CA, endpoint or CLI flag) does not
@@ -40,12 +64,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from infra.kubernetes.addon_versions import ADDONS_AFTER_NODES, ADDONS_BEFORE_NODES
+
 ALL_LOG_TYPES: Final = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY: Final = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 AMI_TYPES: Final = {"arm64": "AL2023_ARM_64_STANDARD", "x86_64": "AL2023_x86_64_STANDARD"}
-# Add-ons the nodes need before they can run pods, and those that need nodes to go ACTIVE.
-ADDONS_BEFORE_NODES: Final = ("vpc-cni", "eks-pod-identity-agent")
-ADDONS_AFTER_NODES: Final = ("kube-proxy", "coredns", "metrics-server")
+# Add-ons whose DeleteAddon keeps the software running (networking the nodes rely on).
+PRESERVED_ON_DELETE: Final = ("vpc-cni", "kube-proxy", "coredns")
 NODE_POLICIES: Final = (
     "AmazonEKSWorkerNodePolicy",
     "AmazonEKS_CNI_Policy",
@@ -269,6 +294,7 @@ class EksCluster(pulumi.ComponentResource):
                 # The add-on's settings are EKS's defaults; overwrite drift made by hand.
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",
+                preserve=addon_name in PRESERVED_ON_DELETE,
                 tags=tags,
                 opts=after(*prerequisites) if prerequisites else child,
             )
@@ -326,6 +352,8 @@ class EksCluster(pulumi.ComponentResource):
                 subnet_ids=list(args.subnet_ids),
                 instance_types=list(spec.instance_types),
                 ami_type=AMI_TYPES[spec.architecture],
+                # Upgrading kubernetesVersion rolls the nodes onto it after the cluster.
+                version=args.kubernetes_version,
                 capacity_type=spec.capacity_type,
                 scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                     min_size=spec.min_size,

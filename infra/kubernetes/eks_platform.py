@@ -212,8 +212,13 @@ class EksPlatform(pulumi.ComponentResource):
             self.eks.provider,
             on_cluster,
         )
+        # EKS sets a pod's Pod Identity variables when the pod is created, from the
+        # associations that exist then (CreatePodIdentityAssociation: "If a pod uses a
+        # service account that has an association, Amazon EKS sets environment variables in
+        # the containers of the pod"): the app's pods start only after its association.
+        app_prerequisites: list[pulumi.Resource] = [controller]
         if args.cache.auth_secret_arn is not None:
-            PodIdentityRole(
+            app_identity = PodIdentityRole(
                 f"{name}-app-identity",
                 PodIdentityRoleArgs(
                     cluster_name=cluster_name,
@@ -230,6 +235,7 @@ class EksPlatform(pulumi.ComponentResource):
                 ),
                 on_cluster,
             )
+            app_prerequisites.append(app_identity)
         self.workload: AppWorkload | None = None
         if platform.app_image is None:
             pulumi.log.warn(
@@ -258,7 +264,7 @@ class EksPlatform(pulumi.ComponentResource):
                     vpc_id=args.vpc_id,
                 ),
                 self.eks.provider,
-                pulumi.ResourceOptions(parent=self, depends_on=[controller]),
+                pulumi.ResourceOptions(parent=self, depends_on=app_prerequisites),
             )
         self.image_repository_url = self.repository.repository_url
         self.register_outputs(

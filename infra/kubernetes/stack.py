@@ -1,11 +1,12 @@
 """What the Kubernetes platforms decide before any resource is registered: the pod budget
-(refused, one line per problem, like any configuration error), the cluster admin and the
-add-on versions (data sources, which register nothing)."""
+(refused, one line per problem, like any configuration error), the cluster admin (a data
+source, which registers nothing) and the add-on versions the stack pins."""
 
 from __future__ import annotations
 
 import pulumi_aws as aws
 
+from infra.kubernetes.addon_versions import ADDONS
 from infra.kubernetes.capacity import (
     EKS_SYSTEM_PODS,
     EXISTING_CLUSTER_SYSTEM_PODS,
@@ -13,7 +14,6 @@ from infra.kubernetes.capacity import (
     CapacityPlan,
     plan_capacity,
 )
-from infra.kubernetes.eks_cluster import ADDONS_AFTER_NODES, ADDONS_BEFORE_NODES
 from infra.settings import ConfigError, Settings
 from infra.settings.platform import Platform
 
@@ -45,13 +45,12 @@ def admin_principal_arn(settings: Settings) -> str:
 
 
 def addon_versions(settings: Settings) -> dict[str, str]:
-    """The stack's pinned add-on versions; EKS's default for the cluster version where the
-    stack pins none (the plan shows which, so a pin is one copy away)."""
+    """The stack's pinned add-on versions (the settings require one for each add-on on eks,
+    so none is ever left to EKS's default, which moves)."""
     pinned = settings.platform.addon_versions
-    return {
-        name: pinned[name]
-        or aws.eks.get_addon_version(
-            addon_name=name, kubernetes_version=settings.platform.kubernetes_version
-        ).version
-        for name in (*ADDONS_BEFORE_NODES, *ADDONS_AFTER_NODES)
-    }
+    missing = [name for name in ADDONS if pinned.get(name) is None]
+    if missing:  # the settings refuse this first; a guard for callers that bypass them
+        raise ConfigError(
+            settings.stack, [f"no version pinned for the {name} add-on" for name in missing]
+        )
+    return {name: str(pinned[name]) for name in ADDONS}

@@ -137,10 +137,15 @@ class AppWorkload(pulumi.ComponentResource):
         }
         if args.readiness_gates:
             namespace_labels[READINESS_GATE_LABEL] = "enabled"
+        # Every object below is in the namespace and waits for it; the namespace waits for
+        # what this component was told to follow (the LB controller's webhook, the pods'
+        # Pod Identity association), so each object does, not just the component.
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=namespace_labels),
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(
+                child, pulumi.ResourceOptions(depends_on=opts.depends_on if opts else None)
+            ),
         )
         in_namespace = pulumi.ResourceOptions.merge(
             child, pulumi.ResourceOptions(depends_on=[self.namespace])

@@ -17,6 +17,7 @@ from typing import Annotated, Self
 
 from pydantic import BeforeValidator, field_validator, model_validator
 
+from infra.kubernetes.addon_versions import kube_proxy_minor, listed_versions
 from infra.kubernetes.cluster_autoscaler import RELEASES
 from infra.settings.base import (
     AreaSettings,
@@ -61,8 +62,21 @@ AddonVersion = Annotated[
     matches(_ADDON_VERSION, "must be an EKS add-on version such as v1.2.3-eksbuild.1"),
 ]
 
+# add-on -> the key pinning its version
+ADDON_VERSION_KEYS = {
+    "vpc-cni": "eksVpcCniVersion",
+    "eks-pod-identity-agent": "eksPodIdentityAgentVersion",
+    "kube-proxy": "eksKubeProxyVersion",
+    "coredns": "eksCorednsVersion",
+    "metrics-server": "eksMetricsServerVersion",
+}
+
 _ROLLS_PODS = "a new pod template: the Deployment rolls, one pod at a time"
-_ADDON_CHANGE = in_place("EKS updates the add-on in place (its pods roll)")
+_ADDON_CHANGE = in_place(
+    "EKS updates the add-on in place (UpdateAddon; its pods roll; the deploy waits up to 20 "
+    "minutes for the update); move one minor version at a time"
+)
+_ADDON_ALLOWED = "vX.Y.Z-eksbuild.N that describe-addon-versions lists for kubernetesVersion"
 
 
 class PlatformSettings(AreaSettings):
@@ -83,7 +97,8 @@ class PlatformSettings(AreaSettings):
             doc="eks: the cluster's pinned version; kubernetes: the API version the "
             "manifests are validated against.",
             change=in_place(
-                "eks upgrades the control plane one minor at a time, then rolls the nodes"
+                "eks upgrades the control plane one minor at a time, then rolls the node "
+                "groups onto it; change the add-on pins (kube-proxy, coredns) with it"
             ),
         )
     )
@@ -141,27 +156,38 @@ class PlatformSettings(AreaSettings):
         "",
         allowed="an IAM role ARN, or empty for the deploying role",
         doc="The IAM role given cluster admin through an access entry.",
-        change=replacement("the old role's access entry is deleted"),
+        change=replacement(
+            "the new role's access entry is created, then the old one deleted: if `pulumi up` "
+            "runs as the old role, it loses Kubernetes access"
+        ),
     )
+    # Each add-on's version is pinned by the stack (required on eks): left to EKS's default
+    # it would change under the stack whenever AWS moves the default, and a later `pulumi
+    # up` would roll it. Versions with their sources: infra/kubernetes/addon_versions.py.
     eks_vpc_cni_version: AddonVersion = setting(
-        "eksVpcCniVersion", "", doc="vpc-cni add-on version (empty: EKS's default for "
-        "kubernetesVersion, resolved at deploy).", change=_ADDON_CHANGE,
+        "eksVpcCniVersion", "", allowed=_ADDON_ALLOWED,
+        doc="eks: the vpc-cni add-on's version (required; nodes start only after it is "
+        "ACTIVE).", change=_ADDON_CHANGE,
     )  # fmt: skip
     eks_pod_identity_agent_version: AddonVersion = setting(
-        "eksPodIdentityAgentVersion", "", doc="eks-pod-identity-agent add-on version "
-        "(empty: EKS's default).", change=_ADDON_CHANGE,
+        "eksPodIdentityAgentVersion", "", allowed=_ADDON_ALLOWED,
+        doc="eks: the eks-pod-identity-agent add-on's version (required).",
+        change=_ADDON_CHANGE,
     )  # fmt: skip
     eks_kube_proxy_version: AddonVersion = setting(
-        "eksKubeProxyVersion", "", doc="kube-proxy add-on version (empty: EKS's default).",
+        "eksKubeProxyVersion", "", allowed=f"{_ADDON_ALLOWED}, of kubernetesVersion's minor "
+        "or up to three older", doc="eks: the kube-proxy add-on's version (required).",
         change=_ADDON_CHANGE,
     )  # fmt: skip
     eks_coredns_version: AddonVersion = setting(
-        "eksCorednsVersion", "", doc="coredns add-on version (empty: EKS's default).",
+        "eksCorednsVersion", "", allowed=_ADDON_ALLOWED,
+        doc="eks: the coredns add-on's version (required; created once nodes exist).",
         change=_ADDON_CHANGE,
     )  # fmt: skip
     eks_metrics_server_version: AddonVersion = setting(
-        "eksMetricsServerVersion", "", doc="metrics-server add-on version (empty: EKS's "
-        "default).", change=_ADDON_CHANGE,
+        "eksMetricsServerVersion", "", allowed=_ADDON_ALLOWED,
+        doc="eks: the metrics-server add-on's version (required; the HPA reads it).",
+        change=_ADDON_CHANGE,
     )  # fmt: skip
     eks_spot_instance_types: tuple[InstanceTypeName, ...] = setting(
         "eksSpotInstanceTypes",
@@ -276,12 +302,39 @@ class PlatformSettings(AreaSettings):
                     "set exactly one of redisUrl (an external Redis) and valkeyImage (an "
                     "in-cluster Valkey) on platform kubernetes",
                 )
+        if self.platform == Platform.EKS:
+            self._check_addon_versions(problems)
         if self.eks_spot_max_size and not self.eks_spot_instance_types:
             problems.add("eksSpotMaxSize", "is set but eksSpotInstanceTypes is empty")
         if self.eks_spot_instance_types and not self.eks_spot_max_size:
             problems.add("eksSpotInstanceTypes", "is set but eksSpotMaxSize is 0")
         problems.check()
         return self
+
+    def _check_addon_versions(self, problems: Problems) -> None:
+        for addon, key in ADDON_VERSION_KEYS.items():
+            if self.addon_versions[addon] is None:
+                listed = listed_versions(addon, self.kubernetes_version)
+                known = f" (known for {self.kubernetes_version}: {', '.join(listed)})"
+                problems.add(
+                    key,
+                    f"is required on platform eks: pin the {addon} add-on's version"
+                    f"{known if listed else ''}; see infra/kubernetes/addon_versions.py",
+                )
+        kube_proxy = self.eks_kube_proxy_version
+        if kube_proxy is not None:
+            # Kubernetes' version-skew policy: kube-proxy must not be newer than the API
+            # server, and at most three minors older than it.
+            serves = tuple(int(part) for part in kube_proxy_minor(kube_proxy).split("."))
+            cluster = tuple(int(part) for part in self.kubernetes_version.split("."))
+            if serves[0] != cluster[0] or not 0 <= cluster[1] - serves[1] <= 3:
+                problems.add(
+                    "eksKubeProxyVersion",
+                    f"{kube_proxy} is kube-proxy for Kubernetes {kube_proxy_minor(kube_proxy)}"
+                    f", which cannot serve kubernetesVersion {self.kubernetes_version} "
+                    "(kube-proxy must not be newer than the control plane, nor more than "
+                    "three minors older)",
+                )
 
     @property
     def addon_versions(self) -> dict[str, str | None]:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -161,6 +161,8 @@ class CallContext:
     account_id: str
     project: str
     stack: str
+    # EKS clusters created so far: name -> Kubernetes version (add-ons are checked against it)
+    eks_clusters: dict[str, str] = field(default_factory=dict)
 
     def arn(self, service: str, resource: str, *, region: bool = True) -> str:
         where = self.region if region else ""
@@ -416,6 +418,8 @@ def _eks_cluster(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Out
     vpc_config = dict(args.inputs.get("vpcConfig") or {})
     vpc_config["clusterSecurityGroupId"] = f"sg-{_hex('eks-cluster-sg', name)}"
     vpc_config.setdefault("vpcId", f"vpc-{_hex('eks-vpc', name)}")
+    # Without a version EKS creates the cluster at its default; the program always pins one.
+    ctx.eks_clusters[name] = str(args.inputs.get("version") or "")
     return {
         "id": name,
         "name": name,
@@ -446,13 +450,45 @@ def _eks_node_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> 
     }
 
 
+class UnsupportedAddonVersionError(ValueError):
+    """What CreateAddon answers for a version DescribeAddonVersions does not list for the
+    cluster's Kubernetes version (InvalidParameterException, HTTP 400)."""
+
+
 def _eks_addon(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    """CreateAddon: EKS accepts only an add-on it offers for the cluster's version, at a
+    version DescribeAddonVersions lists (infra/kubernetes/addon_versions.py is this
+    account's catalogue), and fails the create otherwise, as the provider reports it."""
+    from infra.kubernetes.addon_versions import listed_versions
+
     cluster = args.inputs.get("clusterName", "")
     addon = args.inputs.get("addonName", "")
-    return {
+    version = args.inputs.get("addonVersion")
+    outputs: Outputs = {
         "id": f"{cluster}:{addon}",
         "arn": ctx.arn("eks", f"addon/{cluster}/{addon}/{_uuid('addon', cluster, addon)}"),
     }
+    kubernetes_version = ctx.eks_clusters.get(cluster)
+    if kubernetes_version is None:  # a cluster this run did not create: nothing to check
+        return outputs
+    listed = listed_versions(addon, kubernetes_version)
+    failed = (
+        f"creating EKS Add-On ({cluster}:{addon}): operation error EKS: CreateAddon, https "
+        "response error StatusCode: 400, InvalidParameterException:"
+    )
+    if not listed:
+        raise UnknownAddonError(
+            f"{failed} Addon {addon} specified is not supported in {kubernetes_version} "
+            "kubernetes version"
+        )
+    if version is None:  # EKS installs its default; the newest listed stands in for it
+        outputs["addonVersion"] = listed[-1]
+    elif version not in listed:
+        raise UnsupportedAddonVersionError(
+            f"{failed} Addon version specified is not supported ({addon} {version}; listed "
+            f"for Kubernetes {kubernetes_version}: {', '.join(listed)})"
+        )
+    return outputs
 
 
 def _eks_access_entry(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
@@ -487,33 +523,26 @@ def _ecr_repository(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> 
     }
 
 
-# EKS's default add-on versions per add-on (describe-addon-versions' shape); kube-proxy's
-# follows the cluster's minor version. Stand-ins, not AWS's current defaults.
-_ADDON_DEFAULTS = {
-    "vpc-cni": "v1.19.2-eksbuild.1",
-    "eks-pod-identity-agent": "v1.3.4-eksbuild.1",
-    "coredns": "v1.11.4-eksbuild.2",
-    "metrics-server": "v0.7.2-eksbuild.1",
-}
-
-
 class UnknownAddonError(LookupError):
-    """What EKS answers for an add-on name it does not offer (ResourceNotFoundException)."""
+    """What EKS answers for an add-on name it does not offer (for this Kubernetes version)."""
 
 
 def _addon_version(args: dict[str, Any], ctx: CallContext) -> dict[str, Any]:
+    """eks.getAddonVersion (DescribeAddonVersions): from the catalogue the add-on creates are
+    checked against; the catalogue marks no default, so the newest listed stands in."""
+    from infra.kubernetes.addon_versions import listed_versions
+
     name, version = args["addonName"], args["kubernetesVersion"]
-    if name == "kube-proxy":
-        default = f"v{version}.0-eksbuild.1"
-    elif name in _ADDON_DEFAULTS:
-        default = _ADDON_DEFAULTS[name]
-    else:
-        raise UnknownAddonError(f"ResourceNotFoundException: no add-on named {name!r}")
+    listed = listed_versions(name, version)
+    if not listed:
+        raise UnknownAddonError(
+            f"reading EKS Add-On version ({name}): no version listed for Kubernetes {version}"
+        )
     return {
         "id": name,
         "addonName": name,
         "kubernetesVersion": version,
-        "version": default,
+        "version": listed[-1],
         "mostRecent": bool(args.get("mostRecent")),
     }
 

@@ -99,6 +99,12 @@ BAD_CONFIGS = [
      "aws:defaultTags", "{tags: {Key: value, ...}} of strings"),
     ("default-tag-key-reserved", "dev", {"aws:defaultTags": {"tags": {"aws:owner": "me"}}},
      "aws:defaultTags", "not start with 'aws:'"),
+    ("eks-add-on-version-unpinned", "dev-eks", {"eksCorednsVersion": None},
+     "eksCorednsVersion", "is required on platform eks: pin the coredns add-on's version"),
+    ("eks-add-on-version-format", "dev-eks", {"eksVpcCniVersion": "1.20.1"},
+     "eksVpcCniVersion", "must be an EKS add-on version such as v1.2.3-eksbuild.1"),
+    ("eks-kube-proxy-newer-than-cluster", "dev-eks", {"kubernetesVersion": "1.32"},
+     "eksKubeProxyVersion", "must not be newer than the control plane"),
 ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from infra.kubernetes.addon_versions import ADDONS, listed_versions
 from infra.kubernetes.eks_cluster import (
     ALL_LOG_TYPES,
     CLUSTER_ADMIN_POLICY,
@@ -17,10 +18,8 @@ from infra.kubernetes.eks_cluster import (
 from pyscale.offline.runner import ProgramRun, RecordedResource, run_function
 
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/pyscale-deploy"
-ADDON_VERSIONS = {
-    name: "v1.0.0-eksbuild.1"
-    for name in ("vpc-cni", "eks-pod-identity-agent", "kube-proxy", "coredns", "metrics-server")
-}
+# The newest version the catalogue lists for 1.33 (what the mocks' EKS accepts).
+ADDON_VERSIONS = {name: listed_versions(name, "1.33")[-1] for name in ADDONS}
 
 
 def cluster_args(**overrides) -> EksClusterArgs:
@@ -108,23 +107,58 @@ def test_the_cluster_role_policy_exists_before_the_cluster(run):
 def test_the_deploy_role_is_cluster_admin_through_an_access_entry(run):
     entry = run.one("aws:eks/accessEntry:AccessEntry")
     assert entry.inputs["principalArn"] == ADMIN_ROLE
+    # STANDARD (the provider's default, and a replacement if changed): a user or role, not
+    # a node type. Its rights come only from the policy association, not from Kubernetes
+    # groups (which would also need RBAC bindings the program does not make).
     assert entry.inputs["type"] == "STANDARD"
+    assert "kubernetesGroups" not in entry.inputs
     policy = run.one("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
     assert policy.inputs["policyArn"] == CLUSTER_ADMIN_POLICY
     assert policy.inputs["accessScope"] == {"type": "cluster"}
     assert run.is_created_after(policy, entry)
 
 
-def test_the_cni_and_pod_identity_agent_come_before_any_node_and_the_rest_after(run):
+def test_networking_and_pod_identity_come_before_any_node_and_dns_and_metrics_after(run):
     addons = {r.inputs["addonName"]: r for r in run.of_type("aws:eks/addon:Addon")}
     assert sorted(addons) == sorted(ADDON_VERSIONS)
     for addon in addons.values():
         assert addon.inputs["addonVersion"] == ADDON_VERSIONS[addon.inputs["addonName"]]
+    groups = run.of_type("aws:eks/nodeGroup:NodeGroup")
+    assert groups
+    for group in groups:
+        # A node is Ready only with the CNI, whose aws-node reaches the API server through
+        # the kubernetes Service's cluster IP, which only kube-proxy routes.
+        for first in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+            assert run.is_created_after(group, addons[first]), (group.name, first)
+        # Deployments stay DEGRADED without a node, and the create wait would fail on it.
+        for later in ("coredns", "metrics-server"):
+            assert run.is_created_after(addons[later], group), (later, group.name)
+    # Nothing on the cluster is applied before DNS is up.
+    provider = run.one("pulumi:providers:kubernetes")
+    assert run.is_created_after(provider, addons["coredns"])
+
+
+def test_add_ons_overwrite_hand_edits_and_networking_outlives_its_add_on_resource(run):
+    addons = {r.inputs["addonName"]: r.inputs for r in run.of_type("aws:eks/addon:Addon")}
+    for name, inputs in addons.items():
+        assert inputs["resolveConflictsOnCreate"] == "OVERWRITE", name
+        assert inputs["resolveConflictsOnUpdate"] == "OVERWRITE", name
+        assert "configurationValues" not in inputs, name  # EKS's defaults, nothing else
+    # DeleteAddon with preserve leaves the software running: removing the resource never
+    # takes pod networking, Service routing or DNS away from running pods.
+    assert {name for name, inputs in addons.items() if inputs.get("preserve")} == {
+        "vpc-cni",
+        "kube-proxy",
+        "coredns",
+    }
+
+
+def test_node_groups_follow_the_clusters_kubernetes_version(run):
+    cluster = run.one("aws:eks/cluster:Cluster")
     for group in run.of_type("aws:eks/nodeGroup:NodeGroup"):
-        assert run.is_created_after(group, addons["vpc-cni"])
-        assert run.is_created_after(group, addons["eks-pod-identity-agent"])
-        for later in ("kube-proxy", "coredns", "metrics-server"):
-            assert run.is_created_after(addons[later], group)
+        # Set, so an upgrade rolls the nodes (UpdateNodegroupVersion) after the cluster.
+        assert group.inputs["version"] == cluster.inputs["version"] == "1.33"
+        assert run.is_created_after(group, cluster)
 
 
 def test_node_groups_leave_the_desired_size_to_the_autoscaler_and_are_autonamed(run):

@@ -9,8 +9,15 @@ import warnings
 import pytest
 from pulumi.runtime import MockCallArgs, MockResourceArgs
 
+from infra.kubernetes.addon_versions import listed_versions
 from pyscale.offline import AwsMocks, run_stack
-from pyscale.offline.mocks import AutonameTooLongError, InvalidFilterError, UnknownDataSourceError
+from pyscale.offline.mocks import (
+    AutonameTooLongError,
+    InvalidFilterError,
+    UnknownAddonError,
+    UnknownDataSourceError,
+    UnsupportedAddonVersionError,
+)
 
 AVAILABILITY_ZONES = "aws:index/getAvailabilityZones:getAvailabilityZones"
 OFFERINGS = "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings"
@@ -116,6 +123,31 @@ def test_an_auto_name_longer_than_the_resource_allows_fails_like_the_engine(type
         register(too_long)
     _, outputs = register(fits)
     assert len(outputs["name" if "lb/" in type_token else "replicationGroupId"]) == limit
+
+
+def test_eks_creates_only_add_on_versions_it_lists_for_the_clusters_kubernetes_version():
+    mocks = AwsMocks("us-east-1", "123456789012", "pyscale", "s")
+
+    def register(typ: str, inputs: dict[str, str]) -> dict[str, object]:
+        args = MockResourceArgs(typ=typ, name="r", inputs=inputs, provider="", resource_id="")
+        return mocks.new_resource(args)[1]
+
+    def addon(name: str, version: str) -> dict[str, object]:
+        inputs = {"clusterName": "c", "addonName": name, "addonVersion": version}
+        return register("aws:eks/addon:Addon", inputs)
+
+    # GIVEN a 1.33 cluster, and coredns at a version listed for 1.32 but not 1.33
+    register("aws:eks/cluster:Cluster", {"name": "c", "version": "1.33"})
+    older = listed_versions("coredns", "1.32")[-1]
+    assert older not in listed_versions("coredns", "1.33")
+    # THEN CreateAddon's InvalidParameterException, naming the add-on and version
+    refused = re.escape(f"Addon version specified is not supported (coredns {older};")
+    with pytest.raises(UnsupportedAddonVersionError, match=refused):
+        addon("coredns", older)
+    with pytest.raises(UnknownAddonError, match=r"not supported in 1\.33 kubernetes version"):
+        addon("kube-dns", "v1.0.0-eksbuild.1")
+    # and a listed version is created
+    assert addon("coredns", listed_versions("coredns", "1.33")[-1])["arn"]
 
 
 def test_no_stack_uses_a_deprecated_resource_argument_or_attribute(shipped_run):

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from app.contract import DEFAULT_PORT, Env
+from infra.settings.platform import ADDON_VERSION_KEYS
 from pyscale import stacks
 from pyscale.offline import ProgramError, ProgramRun, run_stack
 from pyscale.offline.kubernetes import PROVIDER_TYPE, kubernetes_objects, validate_strictly
@@ -92,27 +93,14 @@ def test_eks_node_groups_are_the_stacks_instance_type_and_sizes(shipped_run):
     }
 
 
-def test_eks_addons_take_the_stacks_pins_else_eks_defaults_looked_up_before_use(shipped_run):
+def test_eks_add_ons_are_the_stacks_pins_never_a_default_looked_up_at_deploy(shipped_run):
     run = eks(shipped_run)
-    looked_up = {
-        args["addonName"]: args["kubernetesVersion"]
-        for token, args in run.data_source_calls
-        if token == "aws:eks/getAddonVersion:getAddonVersion"
-    }
     addons = {
         r.inputs["addonName"]: r.inputs["addonVersion"] for r in run.of_type("aws:eks/addon:Addon")
     }
-    assert set(addons) == set(looked_up)  # dev-eks pins none
-    pinned = run_stack("dev-eks", {"eksCorednsVersion": "v1.11.4-eksbuild.9"})
-    assert {
-        r.inputs["addonName"]: r.inputs["addonVersion"]
-        for r in pinned.of_type("aws:eks/addon:Addon")
-    }["coredns"] == "v1.11.4-eksbuild.9"
-    assert "coredns" not in {
-        args["addonName"]
-        for token, args in pinned.data_source_calls
-        if token == "aws:eks/getAddonVersion:getAddonVersion"
-    }
+    assert addons == {name: configured("dev-eks", key) for name, key in ADDON_VERSION_KEYS.items()}
+    # A default would move under the stack (EKS changes it): nothing asks EKS for one.
+    assert not [call for call in run.data_source_calls if "getAddonVersion" in call[0]]
 
 
 def test_eks_pods_join_the_albs_ip_target_group_through_a_binding(shipped_run):
@@ -125,6 +113,9 @@ def test_eks_pods_join_the_albs_ip_target_group_through_a_binding(shipped_run):
     assert binding["targetGroupARN"] == target_group.outputs["arn"]
     service = objects[("Service", binding["serviceRef"]["name"])]
     assert binding["serviceRef"]["port"] == service["spec"]["ports"][0]["port"]
+    # The controller's webhook must answer before the binding is applied.
+    resource = next(o.resource for o in kubernetes_objects(run) if o.kind == "TargetGroupBinding")
+    assert run.is_created_after(resource, run.one("kubernetes:helm.sh/v3:Release"))
 
 
 def test_eks_lets_the_alb_reach_the_pods_and_the_pods_reach_the_cache(shipped_run):
@@ -152,9 +143,13 @@ def test_eks_the_apps_pod_role_reads_exactly_the_cache_secret(shipped_run):
         if r.inputs["serviceAccount"] == "web"
     )
     assert association.inputs["namespace"] == "pyscale"
-    container = next(
+    deployment = next(
         o for o in kubernetes_objects(run) if o.kind == "Deployment" and o.name == "web"
-    ).manifest["spec"]["template"]["spec"]["containers"][0]
+    )
+    # EKS injects a pod's credentials when the pod is created: only if the association
+    # exists by then does the app read its secret without a restart.
+    assert run.is_created_after(deployment.resource, association)
+    container = deployment.manifest["spec"]["template"]["spec"]["containers"][0]
     environment = {item["name"]: item.get("value") for item in container["env"]}
     assert environment[Env.REDIS_AUTH_SECRET_ARN] == secret_arn
     assert environment[Env.REDIS_URL].startswith("rediss://")
