@@ -47,17 +47,20 @@ log_retention_days = settings.monitoring.log_retention_days
 
 def existing_cluster() -> None:
     """platform kubernetes: the workload (and Valkey) on a cluster the stack does not own."""
+    capacity = capacity_plan(settings)
     existing = ExistingClusterPlatform(
         name,
         ExistingClusterArgs(
             platform=settings.platform,
             fleet=settings.fleet,
             release=settings.release,
-            capacity=capacity_plan(settings),
+            capacity=capacity,
         ),
     )
     pulumi.export("kubernetesNamespace", settings.platform.namespace)
     pulumi.export("serviceName", existing.workload.service_name)
+    # The pod budget the app's requests were sized to (the plan shows it).
+    pulumi.export("podsPerNode", capacity.pods_per_node)
 
 
 @dataclass(frozen=True)
@@ -220,6 +223,8 @@ def eks_platform(shared: SharedAws, capacity: CapacityPlan) -> None:
     pulumi.export("clusterName", eks.eks.cluster.name)
     pulumi.export("imageRepositoryUrl", eks.image_repository_url)
     pulumi.export("kubernetesNamespace", settings.platform.namespace)
+    # The pod budget the app's requests were sized to (the plan shows it).
+    pulumi.export("podsPerNode", capacity.pods_per_node)
 
 
 if settings.platform.platform is Platform.KUBERNETES:

@@ -137,18 +137,31 @@ def load_benchmark(path: Path | None = None) -> Benchmark:
 # --------------------------------------------------------------------------------------------
 # Capacity of a fleet
 # --------------------------------------------------------------------------------------------
+INSTANCE = "instance"
+POD = "pod"
+
+
 @dataclass(frozen=True)
 class Fleet:
-    """What the capacity figures need to know of a stack's fleet (read from its resources)."""
+    """What the capacity figures need to know of a stack's fleet (read from its resources).
+
+    On ec2 the unit is an instance of the Auto Scaling group. On eks it is an app pod:
+    ``vcpus`` is its CPU request, min and max the HPA's replicas, the CPU target the HPA's
+    (a share of the request, as the HPA measures utilisation), and ``instance_type`` the
+    node group's; ``nodes_at_min``/``nodes_at_max`` are the nodes those pods keep running.
+    """
 
     instance_type: str
-    vcpus: int | None
+    vcpus: float | None
     architecture: str | None
     min_size: int
     desired: int
     max_size: int
     cpu_target_percent: float | None
     requests_per_target_per_minute: float | None
+    unit: str = INSTANCE
+    nodes_at_min: int | None = None
+    nodes_at_max: int | None = None
 
 
 def capacity(
@@ -209,8 +222,11 @@ def capacity(
             "os": benchmark.machine.get("os"),
         },
         "fleet": {
+            "unit": fleet.unit,
             "instance_type": fleet.instance_type,
             "vcpus": fleet.vcpus,
+            "nodes_at_min": fleet.nodes_at_min,
+            "nodes_at_max": fleet.nodes_at_max,
             "architecture": fleet.architecture,
             "min_size": fleet.min_size,
             "desired_capacity": fleet.desired,
@@ -234,7 +250,15 @@ def extrapolations(fleet: Fleet, benchmark: Benchmark) -> list[str]:
         "Throughput is taken to scale linearly with vCPUs and with the CPU target; neither "
         "was measured on the stack's instance type.",
     ]
-    if fleet.vcpus is None:
+    if fleet.unit == POD:
+        notes.append(
+            "A pod's figure is its CPU request x the HPA's CPU target (the HPA measures "
+            "utilisation against the request); with no CPU limit a pod may use idle CPU of its "
+            "node beyond that, and the node count for a number of pods is how many fit by "
+            "their requests next to the node's DaemonSets (as the Cluster Autoscaler packs "
+            "them), within the node group's min and max."
+        )
+    if fleet.vcpus is None and fleet.unit == INSTANCE:
         notes.append(
             f"{fleet.instance_type}'s vCPU count is not derivable from its name "
             "(infra/instance_types.py), so no per-instance figure is computed."

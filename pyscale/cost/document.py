@@ -6,8 +6,9 @@ plan, its diff, the CLI and the README table all start from this document.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -122,15 +123,20 @@ def build_cost(
         "prices": _prices_used(lines),
         "totals": _totals(lines),
     }
-    fleet = fleet_of(context)
+    fleet, nodes_for = fleet_of(context), None
+    if fleet is None:
+        fleet, nodes_for = pod_fleet_of(context) or (None, None)
     if fleet is None:
         document["capacity"] = None
     else:
         benchmark = benchmark or capacity_module.load_benchmark()
         fixed, per_instance = _fleet_split(lines)
+        # ec2: the fleet's unit is the instance. eks: it is the pod, and the instances
+        # (nodes) are those its pods keep running.
+        instances_for = nodes_for or (lambda count: count)
 
-        def monthly_cost_at(instances: int) -> float:
-            return round(fixed + per_instance * instances, 2)
+        def monthly_cost_at(count: int) -> float:
+            return round(fixed + per_instance * instances_for(count), 2)
 
         document["capacity"] = capacity_module.capacity(fleet, benchmark, monthly_cost_at)
         document["capacity"]["monthly_usd_at_min"] = monthly_cost_at(fleet.min_size)
@@ -254,6 +260,106 @@ def fleet_of(context: Context) -> capacity_module.Fleet | None:
         cpu_target_percent=targets.get(CPU_METRIC),
         requests_per_target_per_minute=targets.get(REQUESTS_METRIC),
     )
+
+
+NODE_GROUP_TYPE = "aws:eks/nodeGroup:NodeGroup"
+_CPU_UNITS = {"m": 0.001, "": 1.0}
+_MEMORY_MIB = {"Ki": 1 / 1024, "Mi": 1.0, "Gi": 1024.0, "K": 1e3 / 2**20, "M": 1e6 / 2**20}
+
+
+def _quantity(value: Any, units: Mapping[str, float]) -> float | None:
+    """A Kubernetes quantity ("800m", "1434Mi") in the units' base, None if not one of them.
+    Hand-written: the suffixes the program writes are these few, and the cost view must not
+    need the kubernetes client."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) * units.get("", 1.0) if "" in units else None
+    if not isinstance(value, str):
+        return None
+    for suffix, factor in sorted(units.items(), key=lambda item: -len(item[0])):
+        number = value[: len(value) - len(suffix)] if suffix else value
+        if value.endswith(suffix):
+            try:
+                return float(number) * factor
+            except ValueError:
+                continue
+    return None
+
+
+def pod_fleet_of(
+    context: Context,
+) -> tuple[capacity_module.Fleet, Callable[[int], int]] | None:
+    """The eks app's pods as capacity needs them, and the nodes a number of them keeps
+    running (None: no HPA-scaled Deployment on an on-demand node group)."""
+    from infra.kubernetes import capacity as pod_budget  # the vendored node tables
+    from pyscale.plan.kubernetes import app_deployment
+
+    hpa, deployment = app_deployment(context.of_type)
+    groups = [
+        group
+        for group in context.of_type(NODE_GROUP_TYPE)
+        if plain(lookup(group.inputs, "capacityType")) in (None, "ON_DEMAND")
+    ]
+    if hpa is None or deployment is None or not groups:
+        return None
+    group = groups[0]
+    types = plain(lookup(group.inputs, "instanceTypes")) or []
+    container = lookup(deployment.inputs, "spec.template.spec.containers[0]") or {}
+    cpu = _quantity(plain(lookup(container, "resources.requests.cpu")), _CPU_UNITS)
+    memory = _quantity(plain(lookup(container, "resources.requests.memory")), _MEMORY_MIB)
+
+    def whole(inputs: Mapping[str, Any], path: str, default: int) -> int:
+        value = plain(lookup(inputs, path))
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    min_pods = whole(hpa.inputs, "spec.minReplicas", 1)
+    max_pods = whole(hpa.inputs, "spec.maxReplicas", min_pods)
+    min_nodes = whole(group.inputs, "scalingConfig.minSize", 0)
+    max_nodes = whole(group.inputs, "scalingConfig.maxSize", min_nodes)
+    target = next(
+        (
+            plain(lookup(metric, "resource.target.averageUtilization"))
+            for metric in lookup(hpa.inputs, "spec.metrics") or []
+            if lookup(metric, "resource.name") == "cpu"
+        ),
+        None,
+    )
+    instance_type = str(types[0]) if types else None
+    if instance_type is None or not cpu or not memory:
+        return None
+    try:
+        node = pod_budget.node_shape(instance_type)
+    except pod_budget.UnknownNodeTypeError:
+        return None
+    daemons = [pod for pod in pod_budget.EKS_SYSTEM_PODS if pod.per_node]
+    free_cpu = node.allocatable_cpu_millicores - sum(pod.cpu_millicores for pod in daemons)
+    free_memory = node.allocatable_memory_mib - sum(pod.memory_mib for pod in daemons)
+    per_node = max(
+        1,
+        min(
+            int(free_cpu // (cpu * 1000)),
+            int(free_memory // memory),
+            node.max_pods - len(daemons),
+        ),
+    )
+
+    def nodes_for(pods: int) -> int:
+        return min(max_nodes, max(min_nodes, math.ceil(pods / per_node)))
+
+    ami = str(plain(lookup(group.inputs, "amiType")) or "")
+    fleet = capacity_module.Fleet(
+        instance_type=instance_type,
+        vcpus=round(cpu, 3),
+        architecture="arm64" if "ARM_64" in ami else "x86_64" if "x86_64" in ami else None,
+        min_size=min_pods,
+        desired=min_pods,
+        max_size=max_pods,
+        cpu_target_percent=float(target) if isinstance(target, int | float) else None,
+        requests_per_target_per_minute=None,
+        unit=capacity_module.POD,
+        nodes_at_min=nodes_for(min_pods),
+        nodes_at_max=nodes_for(max_pods),
+    )
+    return fleet, nodes_for
 
 
 def summary(document: Mapping[str, Any]) -> dict[str, Any]:

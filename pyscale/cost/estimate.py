@@ -593,7 +593,8 @@ def sns_subscription(context: Context, subscription: Resource) -> list[Line]:
 
 def eks_node_group(context: Context, group: Resource) -> list[Line]:
     """A managed node group: its desired nodes at the first instance type's price, their
-    disks (the API's default 20 GB gp2 without a launch template)."""
+    disks (the API's default 20 GB gp2 without a launch template). The nodes are the
+    stack's instances: their lines scale with the node count in the capacity view."""
     types = _value(group, "instanceTypes") or [EKS_DEFAULT_INSTANCE_TYPE]
     instance_type = str(types[0])
     nodes = _count(group, "scalingConfig.desiredSize", _count(group, "scalingConfig.minSize", 0))
@@ -619,12 +620,13 @@ def eks_node_group(context: Context, group: Resource) -> list[Line]:
             context.instance_price(instance_type),
             HOURS_PER_MONTH * nodes,
             note=note,
+            fleet_instances=nodes,
         )
     ]
     template_id = _value(group, "launchTemplate.id")
     template = context.by_id.get(template_id) if isinstance(template_id, str) else None
     if template is not None:
-        lines += _volume_lines(context, group, template, nodes, "Node volume", fleet=False)
+        lines += _volume_lines(context, group, template, nodes, "Node volume", fleet=True)
     elif not _value(group, "launchTemplate"):
         disk = _count(group, "diskSize", EKS_DEFAULT_DISK_GB)
         lines.append(
@@ -633,6 +635,7 @@ def eks_node_group(context: Context, group: Resource) -> list[Line]:
                 f"Node disk (gp2, {disk} GB x {nodes})",
                 context.price("ebs/gp2-storage"),
                 float(disk * nodes),
+                fleet_instances=nodes,
             )
         )
     return lines

@@ -16,17 +16,9 @@ SCENARIO = "redis_hit"  # the row the table quotes: a cache hit served from Redi
 
 def stack_row(plan: Mapping[str, Any], cost: Mapping[str, Any]) -> list[str]:
     settings = plan["key_settings"]
-    fleet, cache, network, edge = (
-        settings["fleet"],
-        settings["cache"],
-        settings["network"],
-        settings["load_balancer"],
-    )
+    cache, network, edge = (settings["cache"], settings["network"], settings["load_balancer"])
     capacity = cost.get("capacity") or {}
-    fleet_text = (
-        f"`{fleet['instance_type']}` ({(capacity.get('fleet') or {}).get('vcpus', '?')} vCPUs, "
-        f"{fleet['architecture']}), {fleet['min_size']} to {fleet['max_size']} instances"
-    )
+    fleet_text = _compute_text(settings, capacity.get("fleet") or {})
     if cache.get("cluster_mode"):
         shape = f"cluster mode, {cache['shards']} shards x {cache['replicas_per_shard']} replica"
     elif cache.get("replicas_per_shard"):
@@ -85,18 +77,43 @@ def stack_row(plan: Mapping[str, Any], cost: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _compute_text(settings: Mapping[str, Any], capacity_fleet: Mapping[str, Any]) -> str:
+    """ec2: the instances; eks: the node groups' nodes and the HPA's pods."""
+    if "fleet" in settings:
+        fleet = settings["fleet"]
+        return (
+            f"`{fleet['instance_type']}` ({capacity_fleet.get('vcpus', '?')} vCPUs, "
+            f"{fleet['architecture']}), {fleet['min_size']} to {fleet['max_size']} instances"
+        )
+    workload = settings["workload"]
+    groups = [
+        f"`{', '.join(group['instance_types'])}` {group['min_size']} to {group['max_size']} "
+        f"{kind.replace('_', '-')} nodes"
+        for kind, group in settings.get("node_groups", {}).items()
+    ]
+    return (
+        "; ".join(groups)
+        + f"; {workload['hpa_min_replicas']} to {workload['hpa_max_replicas']} pods "
+        f"({workload['cpu_request']} CPU each)"
+    )
+
+
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _short(item: str) -> str:
-    """``aws:elasticache/replicationGroup:ReplicationGroup Cache nodes (...)`` -> the component."""
-    return item.split(" ", 1)[1] if " " in item else item
+    """``aws:elasticache/replicationGroup:ReplicationGroup Cache nodes (...)`` -> the component;
+    a whole resource by its type's name (``aws:ecr/repository:Repository`` -> ``Repository``)."""
+    token, _, component = item.partition(" ")
+    if not component or component.startswith("(whole resource"):
+        return token.rsplit(":", 1)[-1]
+    return component
 
 
 HEADER = (
     "stack",
-    "fleet",
+    "compute",
     "cache",
     "network and edge",
     "a month (priced lines)",
@@ -109,10 +126,11 @@ def generated_table(documents: Callable[[str], tuple[Mapping[str, Any], Mapping[
     """The table and its note. ``documents(stack)`` -> (plan, cost)."""
     from pyscale import stacks
 
-    # Cheapest first: dev, staging, prod as shipped. The table's columns (fleet, cache shape,
-    # hits served at the scaling targets) describe the EC2 blueprint's stacks.
+    # Cheapest first. The table's columns (compute, cache shape, hits served at the scaling
+    # targets) describe the stacks that run on AWS: an existing cluster's cost is not ours.
     names = sorted(
-        stacks.stacks_on("ec2"), key=lambda s: (documents(s)[1]["totals"]["monthly_usd"], s)
+        stacks.stacks_on("ec2", "eks"),
+        key=lambda s: (documents(s)[1]["totals"]["monthly_usd"], s),
     )
     rows = [stack_row(*documents(stack)) for stack in names]
     first_cost = documents(names[0])[1]

@@ -196,9 +196,21 @@ def capacity_lead(capacity: Mapping[str, Any]) -> str:
         if fleet["requests_per_target_per_minute"]
         else ""
     )
-    return (
+    source = (
         f"Capacity from {bench['path']} ({bench['date']}, {bench['cores']} vCPUs {bench['cpu']}, "
-        f"{bench['architecture']}): {fleet['instance_type']} with {fleet['vcpus'] or '?'} vCPUs "
+        f"{bench['architecture']}): "
+    )
+    if fleet.get("unit") == "pod":
+        return source + (
+            f"app pods requesting {_number(fleet['vcpus'])} vCPU, {fleet['min_size']}-"
+            f"{fleet['max_size']} pods (HPA) on {fleet['nodes_at_min']}-{fleet['nodes_at_max']} "
+            f"{fleet['instance_type']} nodes ({fleet['architecture'] or '?'}), HPA CPU target "
+            f"{_number(fleet['cpu_target_percent'])}% of the request. Cost at min to max pods: "
+            f"{money(capacity['monthly_usd_at_min'])} to {money(capacity['monthly_usd_at_max'])} "
+            "a month (priced lines only)."
+        )
+    return source + (
+        f"{fleet['instance_type']} with {fleet['vcpus'] or '?'} vCPUs "
         f"({fleet['architecture'] or '?'}), {fleet['min_size']}-{fleet['max_size']} instances, CPU "
         f"target {_number(fleet['cpu_target_percent'])}%{request_target}. Cost at min to max size: "
         f"{money(capacity['monthly_usd_at_min'])} to {money(capacity['monthly_usd_at_max'])} "

@@ -20,8 +20,9 @@ STACK_PLACEHOLDER = "<stack>"
 def diff_plans(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     """The diff of plan ``a`` to plan ``b`` (``kind: "diff"`` in plan.schema.json)."""
     stack_a, stack_b = a["stack"], b["stack"]
-    settings_a = dict(_flatten(a["key_settings"], stack_a))
-    settings_b = dict(_flatten(b["key_settings"], stack_b))
+    # What runs the app first: across platforms the areas themselves differ.
+    settings_a = {"platform": a.get("platform"), **dict(_flatten(a["key_settings"], stack_a))}
+    settings_b = {"platform": b.get("platform"), **dict(_flatten(b["key_settings"], stack_b))}
 
     def differ(value_a: Any, value_b: Any) -> bool:
         return bool(generic_value(value_a, stack_a) != generic_value(value_b, stack_b))

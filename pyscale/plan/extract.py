@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+from pyscale.plan import kubernetes
 from pyscale.plan.wire import lookup, plain
 
 SCHEMA_VERSION = 1
@@ -320,6 +321,7 @@ def build_plan(run: Run) -> dict[str, Any]:
         "kind": "plan",
         "project": run.project,
         "stack": run.stack,
+        "platform": kubernetes.platform_of(lambda token: [r for r in custom if r.type == token]),
         "summary": {
             "resources": len(custom),
             "components": sum(1 for resource in run.resources if not resource.custom),
@@ -434,12 +436,31 @@ def key_settings(run: Run) -> dict[str, Any]:
     def of(type_token: str) -> list[Resource]:
         return by_type.get(type_token, [])
 
+    alarms = _alarms(of("aws:cloudwatch/metricAlarm:MetricAlarm"))
+    platform = kubernetes.platform_of(of)
+    if platform == "kubernetes":  # an existing cluster: Kubernetes objects only
+        return {
+            "cluster": kubernetes.existing_cluster(of),
+            "workload": kubernetes.workload(of, run.stack_outputs),
+            "cache": kubernetes.in_cluster_cache(of),
+            "alarms": alarms,
+        }
+    compute: dict[str, Any] = (
+        {"fleet": _fleet(of, run.data_source_calls, run.stack_outputs)}
+        if platform == "ec2"
+        else {
+            "cluster": kubernetes.cluster(of),
+            "node_groups": kubernetes.node_groups(of),
+            "addons": kubernetes.addons(of),
+            "workload": kubernetes.workload(of, run.stack_outputs),
+        }
+    )
     return {
         "network": _network(of),
         "load_balancer": _load_balancer(of),
-        "fleet": _fleet(of, run.data_source_calls, run.stack_outputs),
+        **compute,
         "cache": _cache(of),
-        "alarms": _alarms(of("aws:cloudwatch/metricAlarm:MetricAlarm")),
+        "alarms": alarms,
     }
 
 

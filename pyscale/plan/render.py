@@ -70,7 +70,8 @@ def plan_renderable(plan: Mapping[str, Any]) -> RenderableType:
         Text.assemble(
             ("Plan for stack ", "bold"),
             (plan["stack"], "bold cyan"),
-            f" (project {plan['project']}): {summary['resources']} resources in "
+            f" (project {plan['project']}, platform {plan['platform']}): "
+            f"{summary['resources']} resources in "
             f"{summary['components']} components — computed offline, no cloud credentials used",
         )
     ]
@@ -236,7 +237,8 @@ def markdown_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> list
 def plan_markdown(plan: Mapping[str, Any]) -> str:
     summary = plan["summary"]
     lines = [
-        f"### Offline plan: stack `{plan['stack']}` (project {plan['project']})",
+        f"### Offline plan: stack `{plan['stack']}` (project {plan['project']}, "
+        f"platform {plan['platform']})",
         "",
         f"{summary['resources']} resources in {summary['components']} components, computed "
         "by running the program offline (`pyscale plan`) — no cloud credentials were used, so "
