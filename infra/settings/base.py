@@ -258,7 +258,7 @@ def unwrap(annotation: Any) -> Any:
     return annotation
 
 
-class UnsupportedKeyType(TypeError):
+class UnsupportedKeyTypeError(TypeError):
     """A declaration whose type the loader, Pulumi.yaml's schema or the README cannot carry."""
 
 
@@ -283,7 +283,7 @@ def key_type(annotation: Any) -> KeyType:
             return "array"
         if isinstance(item, type) and issubclass(item, BaseModel):
             return "object"
-    raise UnsupportedKeyType(
+    raise UnsupportedKeyTypeError(
         f"{annotation!r} is not a key type: use bool, int (a float in a finer unit, e.g. "
         "milliseconds), str, an enum.StrEnum, tuple[str, ...] or a tuple of models"
     )
@@ -296,8 +296,8 @@ def declarations(area: str, model: type[AreaSettings]) -> tuple[KeyDeclaration, 
     for key in keys:
         try:
             key.type  # noqa: B018 - evaluated for its check
-        except UnsupportedKeyType as error:
-            raise UnsupportedKeyType(f"{area} setting {key.name!r}: {error}") from None
+        except UnsupportedKeyTypeError as error:
+            raise UnsupportedKeyTypeError(f"{area} setting {key.name!r}: {error}") from None
     return keys
 
 

@@ -164,7 +164,7 @@ def test_every_key_is_camel_case_and_declared_once():
 def test_a_key_of_a_type_pulumi_config_cannot_carry_is_refused_where_it_is_declared(annotation):
     # A float key used to be left out of Pulumi.yaml silently, shown as "object" in the
     # README, and its bad values explained as "must be a YAML/JSON list of objects".
-    from infra.settings.base import AreaSettings, UnsupportedKeyType, declarations, in_place
+    from infra.settings.base import AreaSettings, UnsupportedKeyTypeError, declarations, in_place
     from infra.settings.base import setting as declare
 
     model = pydantic.create_model(
@@ -173,7 +173,7 @@ def test_a_key_of_a_type_pulumi_config_cannot_carry_is_refused_where_it_is_decla
         p99_alarm=(annotation, declare("p99Alarm", None, doc="scratch", change=in_place())),
     )
 
-    with pytest.raises(UnsupportedKeyType, match=r"scratch setting 'p99Alarm': .* use bool, int"):
+    with pytest.raises(UnsupportedKeyTypeError, match=r"scratch setting 'p99Alarm': .* use bool, int"):
         declarations("scratch", model)
 
 
