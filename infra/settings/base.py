@@ -258,8 +258,18 @@ def unwrap(annotation: Any) -> Any:
     return annotation
 
 
+class UnsupportedKeyTypeError(TypeError):
+    """A declaration whose type the loader, Pulumi.yaml's schema or the README cannot carry."""
+
+
 def key_type(annotation: Any) -> KeyType:
-    """The Pulumi config type of a field: how the engine marshals it and the CLI checks it."""
+    """The Pulumi config type of a field: how the engine marshals it and the CLI checks it.
+
+    Pulumi's project config types are string, integer, boolean and array; a list of
+    objects (scheduledScaling) is the one shape beyond them, left untyped in Pulumi.yaml.
+    Anything else (a float, a dict, a set) is refused at import: before this check a float
+    key was silently left out of Pulumi.yaml, shown as "object" in the README, and its bad
+    values were explained as "must be a YAML/JSON list of objects"."""
     inner = unwrap(annotation)
     if inner is bool:
         return "boolean"
@@ -267,15 +277,28 @@ def key_type(annotation: Any) -> KeyType:
         return "integer"
     if inner is str or (isinstance(inner, type) and issubclass(inner, enum.Enum)):
         return "string"
-    if typing.get_origin(inner) in (tuple, list) and unwrap(typing.get_args(inner)[0]) is str:
-        return "array"
-    return "object"
+    if typing.get_origin(inner) in (tuple, list):
+        item = unwrap(typing.get_args(inner)[0])
+        if item is str:
+            return "array"
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return "object"
+    raise UnsupportedKeyTypeError(
+        f"{annotation!r} is not a key type: use bool, int (a float in a finer unit, e.g. "
+        "milliseconds), str, an enum.StrEnum, tuple[str, ...] or a tuple of models"
+    )
 
 
 def declarations(area: str, model: type[AreaSettings]) -> tuple[KeyDeclaration, ...]:
-    return tuple(
+    keys = tuple(
         KeyDeclaration(area, attribute, field) for attribute, field in model.model_fields.items()
     )
+    for key in keys:
+        try:
+            key.type  # noqa: B018 - evaluated for its check
+        except UnsupportedKeyTypeError as error:
+            raise UnsupportedKeyTypeError(f"{area} setting {key.name!r}: {error}") from None
+    return keys
 
 
 def did_you_mean(value: str, choices: Sequence[str], quote: Callable[[str], str] = repr) -> str:

@@ -158,3 +158,26 @@ def test_every_key_is_camel_case_and_declared_once():
     names = [key.name for key in KEYS]
     assert len(names) == len(set(names))
     assert all(name[0].islower() and "_" not in name for name in names)
+
+
+@pytest.mark.parametrize("annotation", [float, dict[str, str], set[str], tuple[int, ...]])
+def test_a_key_of_a_type_pulumi_config_cannot_carry_is_refused_where_it_is_declared(annotation):
+    # A float key used to be left out of Pulumi.yaml silently, shown as "object" in the
+    # README, and its bad values explained as "must be a YAML/JSON list of objects".
+    from infra.settings.base import AreaSettings, UnsupportedKeyTypeError, declarations, in_place
+    from infra.settings.base import setting as declare
+
+    model = pydantic.create_model(
+        "Scratch",
+        __base__=AreaSettings,
+        p99_alarm=(annotation, declare("p99Alarm", None, doc="scratch", change=in_place())),
+    )
+
+    refusal = r"scratch setting 'p99Alarm': .* use bool, int"
+    with pytest.raises(UnsupportedKeyTypeError, match=refusal):
+        declarations("scratch", model)
+
+
+def test_every_declared_key_has_a_type_the_schema_and_the_reference_carry():
+    assert {key.type for key in KEYS} <= {"string", "integer", "boolean", "array", "object"}
+    assert [key.name for key in KEYS if key.type == "object"] == ["scheduledScaling"]
