@@ -83,6 +83,35 @@ image-context: $(VENV)/.synced ## Write the image's build context to build/image
 image: image-context ## Build the app's container image IMAGE with CONTAINER (podman|docker); BASE_IMAGE=ref@sha256:... overrides the base
 	$(CONTAINER) build $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) $(if $(WHEELS),--build-arg PIP_NO_INDEX=1) --tag $(IMAGE) build/image
 
+# ---- The image of an eks deploy (pyscale/image_publish.py, .github/workflows/deploy.yml) -----
+# The base image's one pin is the Dockerfile's ARG default; it is read here and passed
+# explicitly so that check-base checks exactly what the build uses.
+BASE_IMAGE_PIN := $(shell sed -n 's/^ARG BASE_IMAGE=//p' container/Dockerfile)
+IMAGE_ARCH ?= amd64
+IMAGE_ARCHIVES ?= build/images
+.PHONY: image-platform
+image-platform: $(VENV)/.synced ## Print platform=ec2|eks|kubernetes of STACK (a workflow job's output)
+	@$(VENV)/bin/python -m pyscale.image_publish platform --stack $(STACK)
+
+.PHONY: image-archive
+image-archive: image-context ## Build the image for IMAGE_ARCH (amd64|arm64) with docker on a machine of that CPU, saved to IMAGE_ARCHIVES
+	$(VENV)/bin/python -m pyscale.image_publish check-base --image $(BASE_IMAGE_PIN) --arch $(IMAGE_ARCH)
+	docker build --platform linux/$(IMAGE_ARCH) --provenance=false --build-arg BASE_IMAGE=$(BASE_IMAGE_PIN) --tag pyscale-app:$(IMAGE_ARCH) build/image
+	mkdir -p $(IMAGE_ARCHIVES)
+	docker save --output $(IMAGE_ARCHIVES)/pyscale-app-$(IMAGE_ARCH).tar pyscale-app:$(IMAGE_ARCH)
+
+.PHONY: image-publish
+image-publish: $(VENV)/.synced ## eks deploy: push IMAGE_ARCHIVES as IMAGE_TAG (the commit) to STACK's ECR repository, or reuse it; check its architectures; print repository=, image=
+	@$(VENV)/bin/python -m pyscale.image_publish publish --stack $(STACK) --tag "$(IMAGE_TAG)" --archives $(IMAGE_ARCHIVES)
+
+.PHONY: image-use
+image-use: $(VENV)/.synced ## eks deploy: set STACK_REF's pyscale:appImage to APP_IMAGE in this checkout's stack file (never committed)
+	@$(VENV)/bin/python -m pyscale.image_publish use --stack-ref "$(STACK_REF)" --image "$(APP_IMAGE)"
+
+.PHONY: image-keep-deployed
+image-keep-deployed: $(VENV)/.synced ## eks preview: set STACK_REF's pyscale:appImage to the image it runs now (its appImage output), in this checkout only
+	@$(VENV)/bin/python -m pyscale.image_publish keep-deployed --stack-ref "$(STACK_REF)"
+
 # ---- Offline plan (pyscale/plan/) -----------------------------------------------------------
 PLAN_FORMAT ?= text
 .PHONY: plan

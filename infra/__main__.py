@@ -222,6 +222,10 @@ def eks_platform(shared: SharedAws, capacity: CapacityPlan) -> None:
     )
     pulumi.export("clusterName", eks.eks.cluster.name)
     pulumi.export("imageRepositoryUrl", eks.image_repository_url)
+    if settings.platform.app_image is not None:
+        # The image the Deployment runs: a pull request's preview keeps it
+        # (pyscale/image_publish.py keep-deployed) instead of proposing another.
+        pulumi.export("appImage", settings.platform.app_image)
     pulumi.export("kubernetesNamespace", settings.platform.namespace)
     # The pod budget the app's requests were sized to (the plan shows it).
     pulumi.export("podsPerNode", capacity.pods_per_node)

@@ -437,7 +437,8 @@ SERVICE_READS: Final[Mapping[str, tuple[str, ...]]] = {
     "autoscaling": ("autoscaling:Describe*",),
     "cloudwatch": ("cloudwatch:Describe*", "cloudwatch:GetDashboard", "cloudwatch:List*"),
     "ec2": ("ec2:Describe*",),
-    "ecr": ("ecr:Describe*", "ecr:GetLifecyclePolicy", "ecr:ListTagsForResource"),
+    # BatchGetImage reads a manifest (the image step reads the manifest list back).
+    "ecr": ("ecr:Describe*", "ecr:Get*", "ecr:List*", "ecr:BatchGetImage"),
     "eks": ("eks:Describe*", "eks:List*"),
     "elasticache": ("elasticache:Describe*", "elasticache:List*"),
     "elasticloadbalancing": ("elasticloadbalancing:Describe*",),
@@ -463,6 +464,22 @@ DEPLOY_WAIT_ACTIONS: Final = (
 )
 
 
+# What the deploy job's image step does in the stack's ECR repository (pyscale/image_publish.py):
+# the push calls of AWS's "IAM permissions for pushing an image" (ECR user guide,
+# image-push-iam; its BatchGetImage, and GetDownloadUrlForLayer, which `docker buildx
+# imagetools create` needs to read each image's config for its platform, are among the
+# reads). Granted with the repository (the program creates it); the login token call takes
+# no resource, so it has a statement of its own.
+IMAGE_PUSH_ACTIONS: Final = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
+IMAGE_REPOSITORY_TYPE: Final = "aws:ecr/repository:Repository"
+
+
 class UnknownTypeError(LookupError):
     """A registered type or data source has no entry: its permissions are not known."""
 
@@ -473,6 +490,19 @@ class StackNames:
 
     partition: str
     prefixes: tuple[str, ...]  # "<project>-<stack>-", one per stack
+    # The ECR repositories the stacks register, by name (empty: any under the prefixes).
+    image_repositories: tuple[str, ...] = ()
+
+    @property
+    def covering_prefixes(self) -> tuple[str, ...]:
+        """The prefixes no other prefix already covers: every grant is ``<prefix>*``, so
+        ``pyscale-dev-*`` grants all of ``pyscale-dev-eks-*`` and listing both would only
+        spend the role's policy quota."""
+        return tuple(
+            x
+            for x in sorted(set(self.prefixes))
+            if not any(x != other and x.startswith(other) for other in self.prefixes)
+        )
 
 
 def actions_for(types: Iterable[str], data_sources: Iterable[str]) -> dict[str, set[str]]:
@@ -507,12 +537,17 @@ def _scoped(service: str, names: StackNames) -> list[str]:
     p = names.partition
     if service == "s3":
         return [
-            arn for x in names.prefixes for arn in (f"arn:{p}:s3:::{x}*", f"arn:{p}:s3:::{x}*/*")
+            arn
+            for x in names.covering_prefixes
+            for arn in (f"arn:{p}:s3:::{x}*", f"arn:{p}:s3:::{x}*/*")
         ]
     if service == "secretsmanager":
-        return [f"arn:{p}:secretsmanager:*:*:secret:{x}*" for x in names.prefixes]
+        return [f"arn:{p}:secretsmanager:*:*:secret:{x}*" for x in names.covering_prefixes]
     if service == "ssm":
         return [f"arn:{p}:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*"]
+    if service == "ecr":  # the eks stacks' image repositories (<project>-<stack>-app)
+        repositories = names.image_repositories or tuple(f"{x}*" for x in names.covering_prefixes)
+        return [f"arn:{p}:ecr:*:*:repository/{name}" for name in repositories]
     return ["*"]
 
 
@@ -531,6 +566,9 @@ def policy_document(
     )
     for action in DEPLOY_WAIT_ACTIONS:
         wanted.setdefault(action.split(":")[0], set()).add(action)
+    pushes_images = IMAGE_REPOSITORY_TYPE in types
+    if pushes_images:
+        wanted.setdefault("ecr", set()).update(IMAGE_PUSH_ACTIONS)
     p = names.partition
     statements: list[dict[str, Any]] = []
     iam = wanted.pop("iam", set())
@@ -551,7 +589,7 @@ def policy_document(
                 "Action": sorted(iam),
                 "Resource": [
                     f"arn:{p}:iam::*:{kind}/{x}*"
-                    for x in names.prefixes
+                    for x in names.covering_prefixes
                     for kind in ("role", "instance-profile", "policy")
                 ],
             }
@@ -562,7 +600,7 @@ def policy_document(
                 "Sid": "PassTheInstanceRole",
                 "Effect": "Allow",
                 "Action": "iam:PassRole",
-                "Resource": [f"arn:{p}:iam::*:role/{x}*" for x in names.prefixes],
+                "Resource": [f"arn:{p}:iam::*:role/{x}*" for x in names.covering_prefixes],
                 "Condition": {"StringEquals": {"iam:PassedToService": passed_to}},
             }
         )
@@ -573,6 +611,16 @@ def policy_document(
                 "Effect": "Allow",
                 "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
                 "Resource": f"arn:{p}:iam::aws:policy/*",
+            }
+        )
+    if pushes_images:
+        statements.append(
+            {
+                # docker login to the registry (the deploy's image push); no resource-level form.
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
             }
         )
     statements.append(
@@ -616,10 +664,12 @@ def stack_policy(stacks: Iterable[str]) -> dict[str, Any]:
     types: set[str] = set()
     data_sources: set[str] = set()
     prefixes = []
+    repositories: list[str] = []
     partitions = set()
     for stack in stacks:
         run = run_stack(stack)
         types |= {r.type for r in run.resources if r.custom}
+        repositories += [str(r.inputs["name"]) for r in run.of_type(IMAGE_REPOSITORY_TYPE)]
         data_sources |= {token for token, _ in run.data_source_calls}
         prefixes.append(f"{stack_files.project_name()}-{stack}-")
         region = run.config.get("aws:region", "")
@@ -632,4 +682,5 @@ def stack_policy(stacks: Iterable[str]) -> dict[str, Any]:
         )
     if len(partitions) != 1:
         raise UnknownTypeError("the stacks span several AWS partitions: one policy per partition")
-    return policy_document(types, data_sources, StackNames(partitions.pop(), tuple(prefixes)))
+    names = StackNames(partitions.pop(), tuple(prefixes), tuple(sorted(repositories)))
+    return policy_document(types, data_sources, names)

@@ -31,7 +31,11 @@ from infra.kubernetes.eks_cluster import (
     EksClusterArgs,
     NodeGroupSpec,
 )
-from infra.kubernetes.image_repository import ImageRepository, ImageRepositoryArgs
+from infra.kubernetes.image_repository import (
+    ImageRepository,
+    ImageRepositoryArgs,
+    repository_name,
+)
 from infra.kubernetes.load_balancer_controller import (
     LoadBalancerController,
     LoadBalancerControllerArgs,
@@ -133,7 +137,9 @@ class EksPlatform(pulumi.ComponentResource):
         platform = args.platform
         tags = dict(args.tags)
         self.repository = ImageRepository(
-            f"{name}-image", ImageRepositoryArgs(repository_name=f"{name}-app", tags=tags), child
+            f"{name}-image",
+            ImageRepositoryArgs(repository_name=repository_name(name), tags=tags),
+            child,
         )
         self.eks = EksCluster(
             f"{name}-eks",
@@ -240,8 +246,8 @@ class EksPlatform(pulumi.ComponentResource):
         if platform.app_image is None:
             pulumi.log.warn(
                 "pyscale:appImage is empty: the cluster and its image repository are created "
-                "but no app runs yet; push the image (README, Deploy to EKS) and set "
-                "pyscale:appImage to <repository>@sha256:<digest>"
+                "but no app runs yet; the deploy workflow pushes the commit's image and passes "
+                "its digest (README, Deploy to EKS)"
             )
         else:
             self.workload = AppWorkload(

@@ -3,6 +3,12 @@
 Immutable tags: a tag can never point at other bits, so the digest the deploy workflow
 records is the image every node pulls. The Deployment refers to the image by digest
 anyway; a new digest is a new pod template, so a new image is a rolling update.
+
+The deploy workflow pushes three tagged images per release (pyscale/image_publish.py):
+``<commit>-amd64``, ``<commit>-arm64`` and the manifest list ``<commit>`` over them. Every
+manifest is tagged, so the untagged rule below never selects one a list still names
+(whether ECR's lifecycle would spare an untagged child of a tagged list is not something
+an AWS source here states); it expires only what a hand push left untagged.
 """
 
 from __future__ import annotations
@@ -16,7 +22,17 @@ import pulumi
 import pulumi_aws as aws
 
 UNTAGGED_EXPIRY_DAYS: Final = 7
-KEPT_IMAGES: Final = 30
+# Releases a rollback can go back to; ECR counts each manifest as an image.
+KEPT_RELEASES: Final = 30
+IMAGES_PER_RELEASE: Final = 3  # the manifest list and one image per architecture
+KEPT_IMAGES: Final = KEPT_RELEASES * IMAGES_PER_RELEASE
+
+
+def repository_name(platform_name: str) -> str:
+    """The repository of EksPlatform ``platform_name`` (``<project>-<stack>``): the deploy
+    workflow finds it by this name before the stack's outputs exist."""
+    return f"{platform_name}-app"
+
 
 LIFECYCLE_POLICY: Final = json.dumps(
     {

@@ -137,8 +137,9 @@ class PlatformSettings(AreaSettings):
         "appImage",
         "",
         allowed="repository@sha256:<digest>, or empty",
-        doc="The app's container image by digest (container/Dockerfile). eks: empty until "
-        "the first image is pushed to the program's ECR repository.",
+        doc="The app's container image by digest (container/Dockerfile). eks: not in the "
+        "stack file: the deploy workflow passes the commit's image on every deploy (empty: "
+        "the cluster without the app).",
         change=in_place(_ROLLS_PODS),
     )
     eks_public_access_cidrs: tuple[str, ...] = setting(

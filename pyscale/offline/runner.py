@@ -35,6 +35,7 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_in_stack
 from pulumi.runtime.sync_await import _sync_await
 
+from infra.kubernetes.image_repository import repository_name
 from pyscale import stacks
 from pyscale.offline.mocks import ACCOUNT_ID, AwsMocks
 
@@ -281,8 +282,14 @@ def run_stack(
     as ``pulumi up`` does, where the program refuses what only a deploy must not get, such
     as the shipped EXAMPLE domain). ``config_overrides`` replace or add keys
     ("pyscale:minSize" or "minSize"); values may be YAML values or engine strings; a value
-    of None removes the key. Raises ProgramError if the program fails."""
+    of None removes the key. Raises ProgramError if the program fails.
+
+    An eks stack without ``pyscale:appImage`` (its file leaves it to the deploy workflow,
+    which passes the commit's image on every deploy) runs with EKS_STAND_IN_DIGEST in the
+    stack's repository, so offline runs show the app a deploy deploys; an override of ""
+    runs it without one, as a first deploy's first `pulumi up` does."""
     config = stacks.engine_config(stack)
+    config.update(_deployed_image_stand_in(stack, config))
     for key, value in (config_overrides or {}).items():
         qualified = key if ":" in key else f"{stacks.project_name()}:{key}"
         if value is None:
@@ -290,6 +297,19 @@ def run_stack(
         else:
             config[qualified] = stacks.engine_string(value)
     return run_program(stacks.project_name(), stack, config, preview=preview)
+
+
+# All zeros: plainly not an image anyone pushed.
+EKS_STAND_IN_DIGEST = "sha256:" + "0" * 64
+
+
+def _deployed_image_stand_in(stack: str, config: Mapping[str, str]) -> dict[str, str]:
+    key = f"{stacks.project_name()}:appImage"
+    if config.get(f"{stacks.project_name()}:platform") != "eks" or config.get(key):
+        return {}
+    region = config.get("aws:region") or "us-east-1"
+    repository = repository_name(f"{stacks.project_name()}-{stack}")
+    return {key: f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{repository}@{EKS_STAND_IN_DIGEST}"}
 
 
 def run_program(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pyscale import stacks
+from pyscale import image_publish, stacks
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB = ROOT / ".github"
@@ -24,6 +24,8 @@ STACKS = stacks.stack_names()  # the stack files (usage files beside them are no
 # What a `run:` script may call besides make: shell syntax and builtins only, so every
 # command CI runs is a Makefile target a developer can run too.
 SHELL_WORDS = {"if", "then", "elif", "else", "fi", "echo", "exit", "{", "}", "[", "]"}
+# Makefile targets that run the Pulumi CLI, so their step may have the Pulumi secrets.
+PULUMI_CLI_TARGETS = ("make stateful-summary ", "make image-use ", "make image-keep-deployed ")
 
 
 def load(path: Path) -> dict:
@@ -182,12 +184,14 @@ def test_secrets_reach_only_the_pulumi_step():
             assert "secrets." not in str(job.get("env", {})), (path.name, job_id)
             for step in job.get("steps", []):
                 if "secrets." in str(step.get("env", {})):
-                    # pulumi/actions, or the Makefile target that runs the CLI's JSON
-                    # preview for the stateful-changes summary
-                    runs_json_preview = step.get("run", "").startswith("make stateful-summary ")
-                    assert step.get("uses", "").startswith("pulumi/actions@") or (
-                        runs_json_preview
-                    ), (path.name, step)
+                    # pulumi/actions, or a Makefile target that runs the Pulumi CLI: the
+                    # JSON preview for the stateful-changes summary, the eks image's
+                    # `pulumi config set` / `pulumi stack output`
+                    runs_pulumi = step.get("run", "").startswith(PULUMI_CLI_TARGETS)
+                    assert step.get("uses", "").startswith("pulumi/actions@") or runs_pulumi, (
+                        path.name,
+                        step,
+                    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,3 +255,101 @@ def test_the_makefile_targets_the_workflows_use_resolve():
             cwd=ROOT,
         )
         assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The eks image: built per CPU without credentials, pushed by the deploy job, its digest
+# passed to `pulumi up` (pyscale/image_publish.py)
+# ---------------------------------------------------------------------------------------------
+def step_index(job: dict, predicate) -> int:
+    matches = [i for i, step in enumerate(job["steps"]) if predicate(step)]
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def runs(target: str):
+    return lambda step: step.get("run", "").startswith(f"make {target} ")
+
+
+def uses(action: str, command: str | None = None):
+    return lambda step: (
+        step.get("uses", "").startswith(f"{action}@")
+        and (step.get("with", {}).get("command") == command)
+    )
+
+
+def test_the_image_is_built_only_for_eks_stacks_natively_for_both_cpus_without_credentials():
+    jobs = load(GITHUB / "workflows" / "deploy.yml")["jobs"]
+    image = jobs["image"]
+    assert image["needs"] == "platform"
+    assert image["if"] == "needs.platform.outputs.platform == 'eks'"
+    assert jobs["platform"]["outputs"]["platform"] == "${{ steps.platform.outputs.platform }}"
+    assert image["strategy"]["matrix"]["include"] == [
+        {"arch": "amd64", "runner": "ubuntu-24.04"},
+        {"arch": "arm64", "runner": "ubuntu-24.04-arm"},
+    ]
+    assert image["runs-on"] == "${{ matrix.runner }}"
+    assert image["permissions"] == {"contents": "read"}  # no OIDC token: nothing to push with
+    assert "environment" not in image
+    build = image["steps"][step_index(image, runs("image-archive"))]
+    upload = image["steps"][step_index(image, lambda s: "upload-artifact@" in s.get("uses", ""))]
+    # the file the Makefile saves is the one uploaded and the one publish looks for
+    archive = image_publish.archive_name("${{ matrix.arch }}")
+    assert upload["with"]["path"] == f"build/images/{archive}"
+    assert build["run"] == 'make image-archive IMAGE_ARCH="$IMAGE_ARCH"'
+    dry_run = subprocess.run(
+        ["make", "-n", "image-archive", "IMAGE_ARCH=arm64"],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout  # fmt: skip
+    assert f"--output build/images/{image_publish.archive_name('arm64')}" in dry_run
+    assert "--platform linux/arm64" in dry_run
+    assert "check-base --image docker.io/library/python:3.12-slim-bookworm@sha256:" in dry_run
+
+
+def test_the_deploy_pushes_the_image_and_passes_its_digest_before_the_up():
+    jobs = load(GITHUB / "workflows" / "deploy.yml")["jobs"]
+    deploy = jobs["deploy"]
+    assert deploy["needs"] == ["platform", "image"]
+    # ec2 and kubernetes stacks skip `image` and still deploy
+    assert "needs.image.result == 'skipped'" in deploy["if"]
+    assert "!cancelled()" in deploy["if"]
+    credentials = step_index(deploy, uses("aws-actions/configure-aws-credentials"))
+    download = step_index(deploy, uses("actions/download-artifact"))
+    publish = step_index(deploy, lambda s: s.get("id") == "image")
+    bootstrap = step_index(deploy, lambda s: "repository == 'missing'" in s.get("if", "") and
+                           s.get("uses", "").startswith("pulumi/actions@"))  # fmt: skip
+    republish = step_index(deploy, lambda s: s.get("id") == "first-image")
+    use = step_index(deploy, runs("image-use"))
+    up = step_index(deploy, lambda s: s.get("id") == "up")
+    assert credentials < download < publish < bootstrap < republish < use < up
+    steps = deploy["steps"]
+    assert steps[publish]["run"] == (
+        'make image-publish STACK="$STACK" IMAGE_TAG="$GITHUB_SHA" >> "$GITHUB_OUTPUT"'
+    )
+    assert steps[republish]["run"] == steps[publish]["run"]
+    for index in (download, publish, use):
+        assert steps[index]["if"] == "needs.platform.outputs.platform == 'eks'"
+    # the image of the commit being deployed, from whichever push ran
+    assert steps[use]["env"]["APP_IMAGE"] == (
+        "${{ steps.first-image.outputs.image || steps.image.outputs.image }}"
+    )
+    # the first deploy's up is the same up, only without the image
+    assert {k: v for k, v in steps[bootstrap]["with"].items() if k != "refresh"} == {
+        k: v for k, v in steps[up]["with"].items() if k != "refresh"
+    }
+
+
+def test_the_ec2_fleet_wait_runs_only_for_ec2_stacks():
+    deploy = load(GITHUB / "workflows" / "deploy.yml")["jobs"]["deploy"]
+    wait = deploy["steps"][step_index(deploy, runs("deploy-wait"))]
+    assert wait["if"] == "needs.platform.outputs.platform == 'ec2'"
+
+
+def test_a_pull_requests_preview_keeps_the_image_the_eks_stack_runs():
+    preview = load(GITHUB / "workflows" / "preview.yml")["jobs"]["preview"]
+    platform = step_index(preview, runs("image-platform"))
+    keep = step_index(preview, runs("image-keep-deployed"))
+    stateful = step_index(preview, runs("stateful-summary"))
+    cloud_preview = step_index(preview, uses("pulumi/actions", "preview"))
+    assert platform < keep < stateful < cloud_preview
+    assert preview["steps"][keep]["if"] == "steps.platform.outputs.platform == 'eks'"

@@ -5,6 +5,7 @@ role's inline-policy quota."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
@@ -109,7 +110,24 @@ def test_the_command_prints_one_document_for_all_stacks_that_fits_a_role():
     assert document["Version"] == "2012-10-17"
     assert iam_policy.size_without_whitespace(document) <= iam_policy.INLINE_ROLE_POLICY_LIMIT
     s3 = next(s for s in document["Statement"] if s["Sid"] == "S3")
-    assert {f"arn:aws:s3:::pyscale-{s}-*" for s in STACKS} <= set(s3["Resource"])
+    for stack in STACKS:  # a bucket of every stack, whether or not its prefix is listed itself
+        bucket = f"arn:aws:s3:::pyscale-{stack}-release-0123abc"
+        assert any(fnmatch.fnmatchcase(bucket, pattern) for pattern in s3["Resource"]), stack
+    ecr = next(s for s in document["Statement"] if s["Sid"] == "Ecr")
+    assert ecr["Resource"] == ["arn:aws:ecr:*:*:repository/pyscale-dev-eks-app"]
+
+
+def test_a_prefix_another_stacks_prefix_covers_is_not_listed_again():
+    names = iam_policy.StackNames("aws", ("pyscale-dev-", "pyscale-dev-eks-", "pyscale-prod-"))
+    assert names.covering_prefixes == ("pyscale-dev-", "pyscale-prod-")
+    document = iam_policy.policy_document(["aws:s3/bucket:Bucket"], [], names)
+    s3 = next(s for s in document["Statement"] if s["Sid"] == "S3")
+    assert s3["Resource"] == [
+        "arn:aws:s3:::pyscale-dev-*",
+        "arn:aws:s3:::pyscale-dev-*/*",
+        "arn:aws:s3:::pyscale-prod-*",
+        "arn:aws:s3:::pyscale-prod-*/*",
+    ]
 
 
 def test_an_unknown_stack_is_one_line_and_exit_2():
@@ -117,3 +135,38 @@ def test_an_unknown_stack_is_one_line_and_exit_2():
 
     assert result.exit_code == 2
     assert result.stderr.startswith("error: unknown stack 'nope'")
+
+
+def test_the_deploy_pushes_the_eks_image_to_its_own_stacks_repository_only(shipped_run):
+    run = shipped_run("dev-eks")
+    document = iam_policy.policy_document(
+        *registered(run), iam_policy.StackNames("aws", ("pyscale-dev-eks-",))
+    )
+    by_sid = {s["Sid"]: s for s in document["Statement"]}
+    repository = run.one("aws:ecr/repository:Repository").outputs["arn"]
+
+    assert by_sid["Ecr"]["Resource"] == ["arn:aws:ecr:*:*:repository/pyscale-dev-eks-*"]
+    assert fnmatch.fnmatchcase(repository, by_sid["Ecr"]["Resource"][0])
+    # What pyscale/image_publish.py calls (boto3) and docker push / imagetools create need.
+    needed = {
+        "ecr:DescribeRepositories",
+        "ecr:DescribeImages",
+        "ecr:BatchGetImage",
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:InitiateLayerUpload",
+        "ecr:UploadLayerPart",
+        "ecr:CompleteLayerUpload",
+        "ecr:PutImage",
+        "ecr:GetDownloadUrlForLayer",
+    }
+    granted = by_sid["Ecr"]["Action"]
+    assert {a for a in needed if not any(fnmatch.fnmatchcase(a, g) for g in granted)} == set()
+    assert by_sid["EcrLogin"]["Action"] == "ecr:GetAuthorizationToken"
+    assert by_sid["EcrLogin"]["Resource"] == "*"  # the token call has no resource-level form
+
+
+def test_a_stack_without_an_image_repository_gets_no_registry_access(shipped_run):
+    document = iam_policy.policy_document(
+        *registered(shipped_run("dev")), iam_policy.StackNames("aws", ("pyscale-dev-",))
+    )
+    assert not [s for s in document["Statement"] if '"ecr:' in json.dumps(s)]

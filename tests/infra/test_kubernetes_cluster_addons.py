@@ -251,3 +251,11 @@ def test_the_image_repository_is_immutable_scanned_and_expires_old_images(run):
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     rules = json.loads(run.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
     assert [rule["action"]["type"] for rule in rules["rules"]] == ["expire", "expire"]
+    untagged, count = rules["rules"]
+    assert untagged["selection"]["tagStatus"] == "untagged"  # the deploy pushes none
+    # 30 releases to roll back to, each a manifest list and one image per CPU (all tagged)
+    assert count["selection"] == {
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": 30 * 3,
+    }

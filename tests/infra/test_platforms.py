@@ -11,10 +11,12 @@ import json
 import pytest
 
 from app.contract import DEFAULT_PORT, Env
+from infra.kubernetes.image_repository import repository_name
 from infra.settings.platform import ADDON_VERSION_KEYS
 from pyscale import stacks
 from pyscale.offline import ProgramError, ProgramRun, run_stack
 from pyscale.offline.kubernetes import PROVIDER_TYPE, kubernetes_objects, validate_strictly
+from pyscale.offline.runner import EKS_STAND_IN_DIGEST
 from tests.infra.conftest import KUBERNETES_STACKS, STACKS
 
 NUMBERS_AND_LISTS = frozenset(
@@ -153,7 +155,21 @@ def test_eks_the_apps_pod_role_reads_exactly_the_cache_secret(shipped_run):
     environment = {item["name"]: item.get("value") for item in container["env"]}
     assert environment[Env.REDIS_AUTH_SECRET_ARN] == secret_arn
     assert environment[Env.REDIS_URL].startswith("rediss://")
-    assert container["image"] == configured("dev-eks", "appImage")
+    # The deploy passes the commit's image by digest; offline, a stand-in in the stack's repository.
+    repository = run.stack_outputs["imageRepositoryUrl"]
+    assert container["image"] == f"{repository}@{EKS_STAND_IN_DIGEST}"
+    assert run.stack_outputs["appImage"] == container["image"]
+
+
+@pytest.mark.parametrize("stack", stacks.stacks_on("eks"))
+def test_an_eks_stack_file_pins_no_image_the_deploy_would_roll_back_to(stack):
+    assert "pyscale:appImage" not in stacks.stack_values(stack)
+
+
+def test_the_deploy_workflow_finds_the_repository_the_program_names(shipped_run):
+    run = eks(shipped_run)
+    repository = run.one("aws:ecr/repository:Repository")
+    assert repository.inputs["name"] == repository_name("pyscale-dev-eks")
 
 
 def test_eks_without_an_image_builds_the_cluster_and_says_what_to_push(shipped_run):
@@ -161,6 +177,7 @@ def test_eks_without_an_image_builds_the_cluster_and_says_what_to_push(shipped_r
     assert run.one(EKS_CLUSTER)
     assert not [o for o in kubernetes_objects(run) if o.kind == "Deployment" and o.name == "web"]
     assert any("pyscale:appImage is empty" in warning for warning in run.warnings)
+    assert "appImage" not in run.stack_outputs  # a preview then keeps no image either
 
 
 def test_eks_runs_no_ec2_fleet_and_ec2_runs_no_cluster(shipped_run):
