@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from infra.kubernetes.image_repository import repository_name
 from pyscale import stacks
+from pyscale.offline.runner import EKS_STAND_IN_DIGEST
 from pyscale.plan import diff_plans
 
 EKS_STACKS = stacks.stacks_on("eks")
@@ -87,7 +89,9 @@ def test_an_eks_stacks_key_settings_are_its_cluster_node_groups_addons_and_pods(
     assert workload["cpu_limit"] is None
     assert workload["gunicorn_workers"] >= 1
     assert workload["max_unavailable_rollout"] == 0
-    assert workload["image"] == configured(stack, "appImage")
+    # the deploy passes the commit's image; offline, the stand-in in the stack's repository
+    repository = repository_name(f"{stacks.project_name()}-{stack}")
+    assert workload["image"].endswith(f"/{repository}@{EKS_STAND_IN_DIGEST}")
 
     # the cache is the same ElastiCache as on ec2
     assert settings["cache"]["node_type"] == configured(stack, "cacheNodeType")
