@@ -26,6 +26,15 @@ PORT_BEHIND_PROXY: Final = 8001
 # before gunicorn sees the request.
 MAX_REQUEST_BODY_BYTES: Final = 8 * 1024
 
+# Prometheus metrics of the whole instance: scraped on the instance (the CloudWatch agent),
+# answered 404 by the load balancer and the instance's proxy to anyone else.
+METRICS_PATH: Final = "/metrics"
+
+# What the app's ElastiCache user may do (IAM authentication, infra/cache.py): every key,
+# every command but the @dangerous ones (KEYS, FLUSHALL, CONFIG, INFO, MONITOR, ...), which
+# neither the app nor redis-py's standalone and cluster clients send.
+CACHE_USER_ACCESS_STRING: Final = "on ~* +@all -@dangerous"
+
 # Seconds gunicorn gives in-flight requests after SIGTERM. The ALB's deregistration delay
 # and HAProxy's drain use the same figure, so no request is cut mid-flight.
 GRACEFUL_TIMEOUT_SECONDS: Final = 30
@@ -39,6 +48,10 @@ class Env:
     REDIS_URL: Final = "REDIS_URL"
     REDIS_CLUSTER: Final = "REDIS_CLUSTER"
     REDIS_AUTH_SECRET_ARN: Final = "REDIS_AUTH_SECRET_ARN"  # noqa: S105 (a name, not a secret)
+    # IAM authentication: the ElastiCache user id and the replication group id its tokens
+    # are signed for (app/elasticache_iam.py).
+    REDIS_IAM_USER: Final = "REDIS_IAM_USER"
+    REDIS_IAM_REPLICATION_GROUP: Final = "REDIS_IAM_REPLICATION_GROUP"
     CACHE_TTL_SECONDS: Final = "CACHE_TTL_SECONDS"
     APP_VERSION: Final = "APP_VERSION"
     INSTANCE_NAME: Final = "INSTANCE_NAME"

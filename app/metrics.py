@@ -15,6 +15,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Summary,
     generate_latest,
     multiprocess,
 )
@@ -42,6 +43,14 @@ class Metrics:
             "Time spent in the app per request, by route template and status.",
             ["endpoint", "status"],
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # The same observations as a summary (count and sum only): the CloudWatch agent drops
+        # Prometheus histograms, and sum / count is the average latency it can publish.
+        self.latency_summary = Summary(
+            "pyscale_http_request_seconds",
+            "Time spent in the app per request, by route template (count and sum).",
+            ["endpoint"],
             registry=self.registry,
         )
         self.cache_hits = Counter(

@@ -57,9 +57,11 @@ class RequestMiddleware:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in _KNOWN_METHODS:
             method = "other"
-        counter, histogram = self._series(endpoint, method, status_line[:3])
+        counter, histogram, summary = self._series(endpoint, method, status_line[:3])
+        elapsed = time.perf_counter() - started
         counter.inc()
-        histogram.observe(time.perf_counter() - started)
+        histogram.observe(elapsed)
+        summary.observe(elapsed)
         return body
 
     def _series(self, endpoint: str, method: str, status: str) -> tuple[Counter, Histogram]:
@@ -69,6 +71,7 @@ class RequestMiddleware:
             series = (
                 self.metrics.requests.labels(endpoint, method, status),
                 self.metrics.latency.labels(endpoint, status),
+                self.metrics.latency_summary.labels(endpoint),
             )
             self._children[key] = series
         return series

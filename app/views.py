@@ -10,7 +10,7 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import PathConverter
 
-from app.contract import HEALTH_PATH, READY_PATH
+from app.contract import HEALTH_PATH, METRICS_PATH, READY_PATH
 from app.lifecycle import Phase
 from app.report import (
     REPORT_FORMAT_VERSION,
@@ -94,8 +94,19 @@ def report(raw_n: str) -> ResponseReturnValue:
     )
 
 
-@bp.get("/metrics")
+@bp.get(METRICS_PATH)
 def metrics() -> Response:
     """Prometheus exposition for the whole instance (all gunicorn workers)."""
     body, content_type = _state().metrics.exposition()
     return Response(body, content_type=content_type)
+
+
+def route_templates() -> list[str]:
+    """The blueprint's route templates, as request metrics label them (the ``endpoint``
+    label): what the CloudWatch dashboard draws one latency line for."""
+    from flask import Flask
+
+    probe = Flask(__name__)
+    probe.register_blueprint(bp)
+    rules = probe.url_map.iter_rules()
+    return sorted(r.rule for r in rules if r.endpoint != "static" and r.rule != METRICS_PATH)

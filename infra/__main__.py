@@ -26,8 +26,11 @@ if importlib.util.find_spec("infra") is None:  # project not installed into the 
 import pulumi
 import pulumi_aws as aws
 
+from app.views import route_templates
 from infra.cache import Cache, CacheArgs
+from infra.encryption import StackKey, StackKeyArgs
 from infra.fleet import Fleet, FleetArgs
+from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.kubernetes.capacity import CapacityPlan
 from infra.kubernetes.eks_platform import EksPlatform, EksPlatformArgs
 from infra.kubernetes.existing_cluster import ExistingClusterArgs, ExistingClusterPlatform
@@ -43,6 +46,10 @@ from infra.settings.platform import Platform
 settings = load_from_pulumi()
 name = f"{settings.project}-{settings.stack}"
 log_retention_days = settings.monitoring.log_retention_days
+
+
+# The app's metrics (the CloudWatch agent's only namespace; alarms and dashboard read it).
+metrics_namespace = f"pyscale/{name}"
 
 
 def existing_cluster() -> None:
@@ -71,6 +78,7 @@ class SharedAws:
     security_groups: SecurityGroups
     load_balancer: LoadBalancer
     cache: Cache
+    stack_key: StackKey
 
 
 def aws_blueprint() -> None:
@@ -94,6 +102,8 @@ def aws_blueprint() -> None:
     pulumi.export("cacheEndpoint", cache.endpoint)
     pulumi.export("cachePort", cache.port)
     pulumi.export("cacheMode", "cluster" if cache.cluster_mode else "single-shard")
+    pulumi.export("cacheAuth", settings.cache.auth.value)
+    pulumi.export("cacheReplicationGroupId", cache.replication_group_id)
     if cache.auth_secret_arn is not None:
         pulumi.export("cacheAuthSecretArn", cache.auth_secret_arn)
 
@@ -109,6 +119,25 @@ def network_edge_and_cache(extra_types: Sequence[str], target_type: str) -> Shar
             instance_types=(settings.fleet.instance_type, *extra_types),
         ),
     )
+    account_id = aws.get_caller_identity().account_id
+    stack_key = StackKey(
+        name,
+        StackKeyArgs(settings=settings.encryption, region=settings.region, account_id=account_id),
+    )
+    # The stack key where customerManagedKey is on; None leaves AWS managed keys.
+    data_key = stack_key.data_key_arn
+    if settings.network.flow_logs and not settings.network.adopts_existing_vpc:
+        FlowLogs(
+            name,
+            FlowLogsArgs(
+                settings=settings.network,
+                vpc_id=network.vpc_id,
+                region=settings.region,
+                account_id=account_id,
+                log_retention_days=log_retention_days,
+                log_key_arn=data_key,
+            ),
+        )
     security_groups = SecurityGroups(
         name,
         SecurityGroupsArgs(vpc_id=network.vpc_id, edge=settings.edge, cache=settings.cache),
@@ -124,6 +153,7 @@ def network_edge_and_cache(extra_types: Sequence[str], target_type: str) -> Shar
             security_group_id=security_groups.alb_security_group_id,
             target_type=target_type,
             internet_ready=network.internet_ready,
+            log_key_arn=data_key,
         ),
     )
     cache = Cache(
@@ -133,16 +163,19 @@ def network_edge_and_cache(extra_types: Sequence[str], target_type: str) -> Shar
             log_retention_days=log_retention_days,
             subnet_ids=network.private_subnet_ids,
             security_group_id=security_groups.cache_security_group_id,
+            key_arn=data_key,
         ),
     )
-    return SharedAws(network, security_groups, load_balancer, cache)
+    return SharedAws(network, security_groups, load_balancer, cache, stack_key)
 
 
 def ec2_fleet(shared: SharedAws, artifact: ReleaseArtifact) -> None:
     """platform ec2: the release, the Auto Scaling group behind the ALB, its alarms."""
     # -- the app fleet (AWS blueprint II) ------------------------------------------------------
+    data_key = shared.stack_key.data_key_arn
     release = AppRelease(
-        f"{name}-release", AppReleaseArgs(settings=settings.release, artifact=artifact)
+        f"{name}-release",
+        AppReleaseArgs(settings=settings.release, artifact=artifact, key_arn=data_key),
     )
     fleet = Fleet(
         name,
@@ -159,14 +192,10 @@ def ec2_fleet(shared: SharedAws, artifact: ReleaseArtifact) -> None:
             release=release.installable,
             cache=shared.cache.connection,
             forwarded_allow_ips=settings.network.alb_source_range,
-            # With a domain the stack knows every name clients use (the domain, and the
-            # ALB's own for checks by hand); without one, any name may point at the ALB
-            # (README "Security": not restricted).
-            trusted_hosts=(
-                [settings.edge.domain_name, shared.load_balancer.dns_name]
-                if settings.edge.domain_name
-                else []
-            ),
+            # Exactly the names the ALB forwards (its own DNS name, domainName, hostNames).
+            trusted_hosts=shared.load_balancer.host_names,
+            metrics_namespace=metrics_namespace,
+            key_arn=data_key,
             # Provider default tags do not reach the ASG or the instances it launches.
             tags=settings.tag_map,
         ),
@@ -182,6 +211,10 @@ def ec2_fleet(shared: SharedAws, artifact: ReleaseArtifact) -> None:
             target_group_arn_suffix=shared.load_balancer.target_group_arn_suffix,
             asg_name=fleet.asg_name,
             cache_replication_group_id=shared.cache.replication_group_id,
+            topic_key_arn=shared.stack_key.key_arn,
+            metrics_namespace=metrics_namespace,
+            metrics_stack=name,
+            endpoints=route_templates(),
         ),
     )
     pulumi.export("asgName", fleet.asg_name)

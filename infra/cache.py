@@ -4,12 +4,28 @@ Supported combinations (``settings.topology``):
 - single: one node; replicated: one shard with ``replicas_per_shard`` replicas (1-5);
 - cluster: cluster mode, ``shards`` x ``replicas_per_shard`` (automatic failover required);
 - multi-AZ: needs automatic failover and at least one replica;
-- AUTH token: needs encryption in transit.
+- authentication (``cacheAuth``): iam | auth-token (both need encryption in transit) |
+  none; iam needs Valkey 7.2+ or Redis 7+.
 infra/settings/cache.py enforces these before this component is built.
 
-The AUTH token is generated here, handed to ElastiCache and stored in Secrets Manager;
-the app gets only the secret's ARN, and the token never appears in an output or in plain
-text in the state (it is a Pulumi secret throughout).
+IAM authentication (RBAC): an ElastiCache user for the app, authenticated by IAM (user name
+= user id, as AWS requires), and the group's mandatory ``default`` user, disabled; both in a
+user group per stack that the replication group uses instead of an AUTH token. The app
+signs a 15-minute SigV4 token with its instance role for each new connection
+(app/elasticache_iam.py); the role may ``elasticache:Connect`` as exactly this user to
+exactly this replication group. terraform-provider-aws (internal/service/elasticache, read
+2026-12-01): a user is created and waited ``active`` before the user group, which is
+waited ``active`` before the replication group references it; ``auth_token`` conflicts
+with ``user_group_ids``; moving an existing group from an AUTH token to RBAC sends
+``UserGroupIdsToAdd`` with ``AuthTokenUpdateStrategy=DELETE`` in one modification, which is
+why the strategy is DELETE whenever the mode is iam (it is ignored on create).
+
+The AUTH token (auth-token mode) is generated here, handed to ElastiCache and stored in
+Secrets Manager; the app gets only the secret's ARN, and the token never appears in an
+output or in plain text in the state (it is a Pulumi secret throughout). The disabled
+``default`` user's password is the one secret IAM mode keeps in the state: AWS requires
+that user in every user group and a password (or IAM) for users of a Valkey group, and
+a disabled user cannot authenticate with it.
 """
 
 from __future__ import annotations
@@ -21,28 +37,34 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.settings import CacheSettings, CacheTopology
+from app.contract import CACHE_USER_ACCESS_STRING
+from infra.settings import CacheAuth, CacheSettings, CacheTopology
 
 # ElastiCache AUTH tokens: 16-128 printable characters, a restricted set of specials;
 # letters and digits only keeps the token safe inside a URL and a shell.
 AUTH_TOKEN_LENGTH = 64
 SLOW_LOG = "slow-log"
+# Every ElastiCache user group must hold a user named "default"; this one can do nothing.
+DISABLED_DEFAULT_USER_ACCESS = "off ~* -@all"
 
 
 @dataclass(frozen=True)
 class CacheArgs:
     """Inputs of Cache.
 
-    settings: the cache keys (engine, topology, encryption, snapshots, windows).
+    settings: the cache keys (engine, topology, encryption, authentication, windows).
     log_retention_days: retention of the slow-log group (the stack's logRetentionDays).
     subnet_ids: the private subnets. security_group_id: the cache's group, whose only
         source is the app fleet's group.
+    key_arn: the stack's KMS key for the data at rest, the slow-log group and the AUTH
+        secret (customerManagedKey); None: AWS managed keys.
     """
 
     settings: CacheSettings
     log_retention_days: int
     subnet_ids: Sequence[pulumi.Input[str]]
     security_group_id: pulumi.Input[str]
+    key_arn: pulumi.Input[str] | None
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,18 @@ class CacheConnection:
     # The secret's value (its SecretVersion): the secret's ARN exists before the value
     # does, and an instance booting in between finds no token and its gunicorn exits.
     auth_secret_value: pulumi.Resource | None = None
+    iam_user: IamCacheUser | None = None
+
+
+@dataclass(frozen=True)
+class IamCacheUser:
+    """The IAM-authenticated user the app connects as (cacheAuth: iam): what its token
+    names (user id, replication group id) and what the instance role may connect to."""
+
+    user_id: pulumi.Input[str]
+    user_arn: pulumi.Input[str]
+    replication_group_id: pulumi.Input[str]
+    replication_group_arn: pulumi.Input[str]
 
 
 def _transit_encryption_mode(settings: CacheSettings) -> str | None:
@@ -93,11 +127,23 @@ class Cache(pulumi.ComponentResource):
         slow_log = aws.cloudwatch.LogGroup(
             f"{name}-slow-log",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.key_arn,
             opts=self._child,
         )
         token, self.auth_secret_arn, auth_secret_value = (
-            self._auth_token() if cache.auth_token else (None, None, None)
+            self._auth_token(args.key_arn)
+            if cache.auth is CacheAuth.AUTH_TOKEN
+            else (None, None, None)
         )
+        app_user, user_group = (
+            self._iam_users(cache) if cache.auth is CacheAuth.IAM else (None, None)
+        )
+        # ROTATE with a token; DELETE with the user group (the move from AUTH to RBAC);
+        # none without authentication (the provider refuses a strategy without a token
+        # unless it is DELETE).
+        token_strategy = "ROTATE" if token is not None else None
+        if user_group is not None:
+            token_strategy = "DELETE"
 
         # Shards x replicas with cluster mode, else one primary and its replicas (an input
         # left None is not sent at all).
@@ -119,6 +165,7 @@ class Cache(pulumi.ComponentResource):
             automatic_failover_enabled=cache.automatic_failover,
             multi_az_enabled=cache.multi_az,
             at_rest_encryption_enabled=cache.at_rest_encryption,
+            kms_key_id=args.key_arn if cache.at_rest_encryption else None,
             transit_encryption_enabled=cache.transit_encryption,
             transit_encryption_mode=_transit_encryption_mode(cache),
             # Without it node type, engine version, parameter group and TLS changes wait for
@@ -127,7 +174,8 @@ class Cache(pulumi.ComponentResource):
             # are applied immediately regardless).
             apply_immediately=cache.apply_immediately,
             auth_token=token,
-            auth_token_update_strategy="ROTATE" if token is not None else None,
+            auth_token_update_strategy=token_strategy,
+            user_group_ids=[user_group.user_group_id] if user_group is not None else None,
             snapshot_retention_limit=cache.snapshot_retention_days,
             snapshot_window=cache.snapshot_window if cache.snapshot_retention_days else None,
             maintenance_window=cache.maintenance_window,
@@ -153,6 +201,16 @@ class Cache(pulumi.ComponentResource):
         self.tls = cache.transit_encryption
         self.replication_group_id = group.id
         self.member_clusters = group.member_clusters
+        self.iam_user = (
+            IamCacheUser(
+                user_id=app_user.user_id,
+                user_arn=app_user.arn,
+                replication_group_id=group.id,
+                replication_group_arn=group.arn,
+            )
+            if app_user is not None
+            else None
+        )
         self.connection = CacheConnection(
             endpoint=self.endpoint,
             port=self.port,
@@ -161,6 +219,7 @@ class Cache(pulumi.ComponentResource):
             auth_secret_arn=self.auth_secret_arn,
             ttl_seconds=cache.ttl_seconds,
             auth_secret_value=auth_secret_value,
+            iam_user=self.iam_user,
         )
         self.register_outputs(
             {
@@ -195,8 +254,45 @@ class Cache(pulumi.ComponentResource):
             opts=self._child,
         )
 
+    def _iam_users(
+        self, cache: CacheSettings
+    ) -> tuple[aws.elasticache.User, aws.elasticache.UserGroup]:
+        engine = cache.engine.value
+        app_user_id = f"{self._name}-app"
+        app_user = aws.elasticache.User(
+            f"{self._name}-app-user",
+            user_id=app_user_id,
+            user_name=app_user_id,  # IAM authentication requires user name == user id
+            engine=engine,
+            access_string=CACHE_USER_ACCESS_STRING,
+            authentication_mode=aws.elasticache.UserAuthenticationModeArgs(type="iam"),
+            opts=self._child,
+        )
+        default_password = random.RandomPassword(
+            f"{self._name}-default-user", length=AUTH_TOKEN_LENGTH, special=False, opts=self._child
+        )
+        default_user = aws.elasticache.User(
+            f"{self._name}-default-user",
+            user_id=f"{self._name}-default",
+            user_name="default",
+            engine=engine,
+            access_string=DISABLED_DEFAULT_USER_ACCESS,
+            authentication_mode=aws.elasticache.UserAuthenticationModeArgs(
+                type="password", passwords=[pulumi.Output.secret(default_password.result)]
+            ),
+            opts=self._child,
+        )
+        group = aws.elasticache.UserGroup(
+            f"{self._name}-users",
+            user_group_id=self._name,
+            engine=engine,
+            user_ids=[default_user.user_id, app_user.user_id],
+            opts=self._child,
+        )
+        return app_user, group
+
     def _auth_token(
-        self,
+        self, key_arn: pulumi.Input[str] | None
     ) -> tuple[pulumi.Output[str], pulumi.Output[str], aws.secretsmanager.SecretVersion]:
         password = random.RandomPassword(
             f"{self._name}-auth-token",
@@ -210,6 +306,7 @@ class Cache(pulumi.ComponentResource):
             f"{self._name}-auth-token",
             description=f"AUTH token of the {self._name} cache (the app reads it by ARN)",
             recovery_window_in_days=7,
+            kms_key_id=key_arn,
             opts=self._child,
         )
         version = aws.secretsmanager.SecretVersion(

@@ -6,8 +6,13 @@ the instance role.
   instance refresh can only roll back a template that names an AMI id), IMDSv2 only with
   hop limit 1, an encrypted gp3 root volume, no SSH key, no public IP, the fleet's security
   group, and user data rendered by infra/boot (base64, < 16 KB, no secret).
-- Instance role: SSM Session Manager (the only way in), the CloudWatch agent, and read
-  access to exactly the release object and the cache AUTH secret.
+- Instance role, least privilege: what SSM Session Manager needs (the only way in) and no
+  more; CloudWatch agent writes to the app's two log groups and its metric namespace only;
+  read access to exactly the release object and the cache AUTH secret (decrypting them with
+  the stack key when customerManagedKey is on); ``elasticache:Connect`` as exactly the
+  app's cache user to exactly its replication group (cacheAuth: iam). No AWS managed
+  policy: AmazonSSMManagedInstanceCore alone would let the app read every SSM parameter of
+  the account.
 - Auto Scaling group in the private subnets: ELB health checks with a grace period; the
   launch template pinned to its latest *version number* (never ``$Latest``), so a new
   instance type, AMI or release is a new version and starts a rolling instance refresh
@@ -40,6 +45,7 @@ from app.contract import DEFAULT_PORT
 from infra import boot
 from infra.cache import CacheConnection
 from infra.monitoring import REFRESH_GUARD_ALARMS, alarm_name
+from infra.regions import partition_of
 from infra.release import ReleaseObject
 from infra.settings import FleetPurchase, FleetSettings
 
@@ -64,15 +70,30 @@ SECONDS_PER_DAY = 86_400
 # download, the install (a few seconds from the release's wheelhouse: bench/bench_boot.py)
 # and gunicorn's start, with a wide margin for a slow dnf mirror (AWS allows 30-7200).
 LAUNCH_HOOK_TIMEOUT_SECONDS = 600
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (managed policy ARNs differ in China and GovCloud)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
+# What Session Manager needs on the instance and nothing more: the agent registers and
+# reports (ssm:UpdateInstanceInformation), opens the session channels (ssmmessages), and
+# exchanges messages with Systems Manager (ec2messages). AWS's own minimal Session Manager
+# policy (AWS managed policy AWSCloud9SSMInstanceProfile) is the first two; the ec2messages
+# actions are those the SSM docs list for the agent ("Reference: ec2messages, ssmmessages,
+# and other API operations"). None of them supports resource-level permissions.
+SESSION_MANAGER_STATEMENT = {
+    "Sid": "SessionManagerOnly",
+    "Effect": "Allow",
+    "Action": [
+        "ssm:UpdateInstanceInformation",
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+        "ec2messages:AcknowledgeMessage",
+        "ec2messages:DeleteMessage",
+        "ec2messages:FailMessage",
+        "ec2messages:GetEndpoint",
+        "ec2messages:GetMessages",
+        "ec2messages:SendReply",
+    ],
+    "Resource": "*",
+}
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,7 @@ class FleetArgs:
     """Inputs of Fleet.
 
     settings: sizes, scaling targets and purchase mode (infra.settings.FleetSettings).
-    region: the stack's region (the boot script's AWS calls, managed policy partition).
+    region: the stack's region (the boot script's AWS calls, KMS service conditions).
     log_retention_days: retention of the app's log group (the stack's logRetentionDays).
     private_subnet_ids: where instances run; they never get a public IP.
     security_group_id: the fleet's group (infra.security_groups): the ALB is its only
@@ -93,7 +114,10 @@ class FleetArgs:
     forwarded_allow_ips: addresses whose X-Forwarded-* the instance's proxy keeps (the VPC
         CIDR; gunicorn trusts the proxy only).
     trusted_hosts: the names clients reach the app by (TRUSTED_HOSTS on the instances: any
-        other Host gets a 400); empty: any Host.
+        other Host gets a 400); the ALB forwards exactly these (LoadBalancer.host_names).
+    metrics_namespace: the CloudWatch namespace of the app's metrics (the agent's only one).
+    key_arn: the stack's KMS key when customerManagedKey is on (log groups; the role may
+        decrypt the secret and the release with it); None: AWS managed keys.
     app_port: the app's port (app.contract.DEFAULT_PORT).
     tags: tags for every resource, propagated to instances and volumes.
     target_group_listeners: the listener(s) forwarding to the target group. AWS refuses an
@@ -114,6 +138,8 @@ class FleetArgs:
     cache: CacheConnection
     forwarded_allow_ips: str
     trusted_hosts: Sequence[pulumi.Input[str]]
+    metrics_namespace: str
+    key_arn: pulumi.Input[str] | None
     app_port: int = DEFAULT_PORT
     tags: Mapping[str, str] = field(default_factory=dict)
     target_group_listeners: Sequence[pulumi.Resource] = ()
@@ -147,6 +173,17 @@ class Fleet(pulumi.ComponentResource):
             f"{name}-app-logs",
             name=f"/pyscale/{name}/app",
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.key_arn,
+            tags=dict(args.tags),
+            opts=self._child,
+        )
+        # What the CloudWatch agent makes of each scrape of /metrics (embedded metric
+        # format): CloudWatch turns these events into the app's metrics.
+        self.metrics_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-app-metrics",
+            name=f"/pyscale/{name}/metrics",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.key_arn,
             tags=dict(args.tags),
             opts=self._child,
         )
@@ -212,17 +249,59 @@ class Fleet(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=self._child,
         )
-        partition = partition_of(args.region)
-        for label, policy in (
-            ("ssm", "AmazonSSMManagedInstanceCore"),
-            ("cloudwatch-agent", "CloudWatchAgentServerPolicy"),
-        ):
-            aws.iam.RolePolicyAttachment(
+        policies = {
+            "session-manager": [SESSION_MANAGER_STATEMENT],
+            "cloudwatch-agent-writes": self._cloudwatch_agent_statements(),
+            "app-access": self._app_access_statements(),
+        }
+        for label, statements in policies.items():
+            aws.iam.RolePolicy(
                 f"{name}-{label}",
-                role=role.name,
-                policy_arn=f"arn:{partition}:iam::aws:policy/{policy}",
+                role=role.id,
+                policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
                 opts=self._child,
             )
+        profile = aws.iam.InstanceProfile(
+            f"{name}-instance-profile", role=role.name, tags=dict(args.tags), opts=self._child
+        )
+        return role, profile
+
+    def _cloudwatch_agent_statements(self) -> list[dict[str, Any]]:
+        args = self._args
+        # A group's ARN and everything under it (":*": its streams), the forms IAM matches
+        # log stream actions against.
+        log_groups = [
+            arn
+            for group in (self.log_group, self.metrics_log_group)
+            for arn in (group.arn, pulumi.Output.concat(group.arn, ":*"))
+        ]
+        return [
+            {
+                "Sid": "AgentMetricsInTheAppNamespaceOnly",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",  # PutMetricData has no resource; the namespace is the scope
+                "Condition": {"StringEquals": {"cloudwatch:namespace": args.metrics_namespace}},
+            },
+            {
+                # The agent resolves ${aws:AutoScalingGroupName} from the instance's tags.
+                "Sid": "AgentReadsItsInstanceTags",
+                "Effect": "Allow",
+                "Action": "ec2:DescribeTags",
+                "Resource": "*",  # a list operation: no resource-level permission
+            },
+            {
+                # No logs:CreateLogGroup: the groups exist, encrypted and with retention; the
+                # agent may not make others.
+                "Sid": "AgentWritesTheAppLogGroups",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                "Resource": log_groups,
+            },
+        ]
+
+    def _app_access_statements(self) -> list[dict[str, Any]]:
+        name, args, partition = self._name, self._args, partition_of(self._args.region)
         statements: list[dict[str, Any]] = [
             {
                 "Sid": "ReadTheRelease",
@@ -261,16 +340,38 @@ class Fleet(pulumi.ComponentResource):
                     "Resource": args.cache.auth_secret_arn,
                 }
             )
-        aws.iam.RolePolicy(
-            f"{name}-app-access",
-            role=role.id,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=self._child,
-        )
-        profile = aws.iam.InstanceProfile(
-            f"{name}-instance-profile", role=role.name, tags=dict(args.tags), opts=self._child
-        )
-        return role, profile
+        if args.cache.iam_user is not None:
+            statements.append(
+                {
+                    "Sid": "ConnectToTheCacheAsTheAppUser",
+                    "Effect": "Allow",
+                    "Action": "elasticache:Connect",
+                    "Resource": [
+                        args.cache.iam_user.replication_group_arn,
+                        args.cache.iam_user.user_arn,
+                    ],
+                }
+            )
+        if args.key_arn is not None:
+            statements.append(
+                {
+                    # The release object and the AUTH secret are encrypted with the stack
+                    # key: reading them decrypts, through those two services only.
+                    "Sid": "DecryptTheReleaseAndSecretWithTheStackKey",
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": args.key_arn,
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:ViaService": [
+                                f"s3.{args.region}.amazonaws.com",
+                                f"secretsmanager.{args.region}.amazonaws.com",
+                            ]
+                        }
+                    },
+                }
+            )
+        return statements
 
     # -------------------------------------------------------------------------------------
     # Launch template
@@ -279,8 +380,11 @@ class Fleet(pulumi.ComponentResource):
         args, fleet = self._args, self._args.settings
         release, cache = args.release, args.cache
 
+        iam_user = cache.iam_user
+
         def render(values: list[Any]) -> str:
-            bucket, version_id, endpoint, secret_arn, log_group, *trusted_hosts = values
+            bucket, version_id, endpoint, secret_arn, log_group, metrics_group = values[:6]
+            iam_user_id, iam_group_id, *trusted_hosts = values[6:]
             spec = boot.BootSpec(
                 region=args.region,
                 architecture=fleet.architecture,
@@ -296,10 +400,17 @@ class Fleet(pulumi.ComponentResource):
                     tls=cache.tls,
                     cluster=cache.cluster_mode,
                     auth_secret_arn=secret_arn,
+                    iam_user=iam_user_id,
+                    iam_replication_group=iam_group_id,
                 ),
                 cache_ttl_seconds=cache.ttl_seconds,
                 forwarded_allow_ips=args.forwarded_allow_ips,
                 log_group_name=log_group,
+                metrics=boot.AppMetrics(
+                    log_group_name=metrics_group,
+                    namespace=args.metrics_namespace,
+                    stack=self._name,
+                ),
                 web_concurrency=fleet.web_concurrency,
                 app_port=args.app_port,
                 trusted_hosts=tuple(trusted_hosts),
@@ -313,6 +424,9 @@ class Fleet(pulumi.ComponentResource):
             cache.endpoint,
             cache.auth_secret_arn,
             self.log_group.name,
+            self.metrics_log_group.name,
+            iam_user.user_id if iam_user is not None else None,
+            iam_user.replication_group_id if iam_user is not None else None,
             *args.trusted_hosts,
         ).apply(render)
 

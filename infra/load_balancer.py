@@ -25,8 +25,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
-from infra.settings import EdgeSettings, TlsMode
+from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, METRICS_PATH
+from infra.buckets import abort_incomplete_uploads_rule
+from infra.settings import EdgeSettings, TlsMode, WafRule
 
 HTTP_PORT = 80
 HTTPS_PORT = 443
@@ -63,6 +64,32 @@ ELB_ACCOUNT_BY_REGION: dict[str, str] = {
     "sa-east-1": "507241528517",
 }
 LOG_DELIVERY_PRINCIPAL = "logdelivery.elasticloadbalancing.amazonaws.com"
+# Listener rule priorities (1 is evaluated first; 50000 is the highest number ALB allows).
+METRICS_RULE_PRIORITY = 1
+HOST_RULE_FIRST_PRIORITY = 10
+CATCH_ALL_PRIORITY = 50_000
+METRICS_PATH_PATTERNS = (METRICS_PATH, f"{METRICS_PATH}/*")
+# WAF accepts only log destinations whose name starts with this (WAF API reference,
+# LoggingConfiguration); headers whose values must not land in the logs.
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
+WAF_REDACTED_HEADERS = ("authorization", "cookie")
+
+
+def _served_hosts(edge: EdgeSettings, alb_dns_name: pulumi.Output[str]) -> list[pulumi.Input[str]]:
+    """The Host names the ALB forwards: domainName, its own DNS name, then hostNames."""
+    hosts: list[pulumi.Input[str]] = [] if edge.domain_name is None else [edge.domain_name]
+    hosts.append(alb_dns_name)
+    hosts += [host for host in edge.host_names if host != edge.domain_name]
+    return hosts
+
+
+def _not_found() -> aws.lb.ListenerRuleActionArgs:
+    return aws.lb.ListenerRuleActionArgs(
+        type="fixed-response",
+        fixed_response=aws.lb.ListenerRuleActionFixedResponseArgs(
+            content_type="text/plain", message_body="not found", status_code="404"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,7 @@ class LoadBalancerArgs:
     vpc_id / public_subnet_ids / security_group_id: from Network and SecurityGroups.
     internet_ready: Network.internet_ready, what the internet-facing ALB must be created
         after (the gateway attached, the public subnets routed to it).
+    log_key_arn: KMS key of the WAF log group (None: CloudWatch Logs' own encryption).
     app_port: the app's port (app.contract.DEFAULT_PORT).
     target_type: "instance" (the EC2 fleet registers its instances) or "ip" (eks: the AWS
         Load Balancer Controller registers pod IPs through a TargetGroupBinding).
@@ -88,6 +116,7 @@ class LoadBalancerArgs:
     security_group_id: pulumi.Input[str]
     internet_ready: Sequence[pulumi.Resource]
     target_type: str
+    log_key_arn: pulumi.Input[str] | None
     app_port: int = DEFAULT_PORT
 
 
@@ -175,7 +204,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 default_actions=[forward],
                 opts=self._child,
             )
-            aws.lb.Listener(
+            redirect_listener = aws.lb.Listener(
                 f"{name}-http-redirect",
                 load_balancer_arn=alb.arn,
                 port=HTTP_PORT,
@@ -190,6 +219,13 @@ class LoadBalancer(pulumi.ComponentResource):
                 ],
                 opts=self._child,
             )
+            redirect = aws.lb.ListenerRuleActionArgs(
+                type="redirect",
+                redirect=aws.lb.ListenerRuleActionRedirectArgs(
+                    protocol="HTTPS", port=str(HTTPS_PORT), status_code="HTTP_301"
+                ),
+            )
+            self._serve_only_known_hosts(redirect_listener, "http-redirect", redirect, edge, alb)
         else:
             self.forwarding_listener = aws.lb.Listener(
                 f"{name}-http",
@@ -199,6 +235,14 @@ class LoadBalancer(pulumi.ComponentResource):
                 default_actions=[forward],
                 opts=self._child,
             )
+        self._answer_404_for_metrics(self.forwarding_listener)
+        forward_rule = aws.lb.ListenerRuleActionArgs(
+            type="forward", target_group_arn=target_group.arn
+        )
+        listener_label = "https" if edge.https else "http"
+        self._serve_only_known_hosts(
+            self.forwarding_listener, listener_label, forward_rule, edge, alb
+        )
         if edge.alias_record:
             aws.route53.Record(
                 f"{name}-alias",
@@ -212,7 +256,9 @@ class LoadBalancer(pulumi.ComponentResource):
                 ],
                 opts=self._child,
             )
-        self.web_acl_arn = self._web_acl(alb, edge.waf_rate_limit) if edge.waf else None
+        self.web_acl_arn = self._web_acl(alb, args) if edge.waf else None
+        # The Host names the listeners forward (the app trusts exactly these).
+        self.host_names: list[pulumi.Input[str]] = _served_hosts(edge, alb.dns_name)
 
         host = pulumi.Output.from_input(edge.domain_name) if edge.domain_name else alb.dns_name
         self.url = pulumi.Output.concat("https://" if edge.https else "http://", host)
@@ -231,6 +277,66 @@ class LoadBalancer(pulumi.ComponentResource):
                 "targetGroupArn": self.target_group_arn,
                 "targetGroupArnSuffix": self.target_group_arn_suffix,
             }
+        )
+
+    # -- what the listeners answer themselves ------------------------------------------
+    def _answer_404_for_metrics(self, listener: aws.lb.Listener) -> None:
+        """/metrics is for the CloudWatch agent on the instance, never the internet. ALB
+        path patterns are case-sensitive and match the path as sent; the proxy in front of
+        gunicorn on each instance refuses the other spellings (infra/boot)."""
+        aws.lb.ListenerRule(
+            f"{self._name}-metrics-not-found",
+            listener_arn=listener.arn,
+            priority=METRICS_RULE_PRIORITY,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(
+                        values=list(METRICS_PATH_PATTERNS)
+                    )
+                )
+            ],
+            actions=[_not_found()],
+            opts=self._child,
+        )
+
+    def _serve_only_known_hosts(
+        self,
+        listener: aws.lb.Listener,
+        label: str,
+        action: aws.lb.ListenerRuleActionArgs,
+        edge: EdgeSettings,
+        alb: aws.lb.LoadBalancer,
+    ) -> None:
+        """One rule per served Host name applies ``action``; a last rule answers 404 for
+        every other Host (the app builds absolute URLs from Host). The listener's default
+        action stays as it was and is never reached once the catch-all exists, which is
+        created only after the host rules: no request is refused while they are added."""
+        host_rules = [
+            aws.lb.ListenerRule(
+                f"{self._name}-{label}-host-{index}",
+                listener_arn=listener.arn,
+                priority=HOST_RULE_FIRST_PRIORITY + index,
+                conditions=[
+                    aws.lb.ListenerRuleConditionArgs(
+                        host_header=aws.lb.ListenerRuleConditionHostHeaderArgs(values=[host])
+                    )
+                ],
+                actions=[action],
+                opts=self._child,
+            )
+            for index, host in enumerate(_served_hosts(edge, alb.dns_name))
+        ]
+        aws.lb.ListenerRule(
+            f"{self._name}-{label}-unknown-host",
+            listener_arn=listener.arn,
+            priority=CATCH_ALL_PRIORITY,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=["*"])
+                )
+            ],
+            actions=[_not_found()],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=host_rules),
         )
 
     # -- HTTPS -----------------------------------------------------------------------
@@ -275,11 +381,11 @@ class LoadBalancer(pulumi.ComponentResource):
         self, region: str, retention_days: int
     ) -> tuple[aws.s3.Bucket, list[pulumi.Resource]]:
         bucket = aws.s3.Bucket(f"{self._name}-access-logs", force_destroy=False, opts=self._child)
-        # Logs are kept as long as the stack's other logs, not forever.
         aws.s3.BucketLifecycleConfiguration(
             f"{self._name}-access-logs",
             bucket=bucket.id,
             rules=[
+                # Logs are kept as long as the stack's other logs, not forever.
                 aws.s3.BucketLifecycleConfigurationRuleArgs(
                     id="expire-access-logs",
                     status="Enabled",
@@ -289,10 +395,8 @@ class LoadBalancer(pulumi.ComponentResource):
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                         days=retention_days
                     ),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=7
-                    ),
-                )
+                ),
+                abort_incomplete_uploads_rule(),
             ],
             opts=self._child,
         )
@@ -376,8 +480,14 @@ class LoadBalancer(pulumi.ComponentResource):
         return bucket, [policy, owned, encrypted]
 
     # -- WAF -------------------------------------------------------------------------
-    def _web_acl(self, alb: aws.lb.LoadBalancer, rate_limit: int) -> pulumi.Output[str]:
-        metric = self._name.replace("-", "")
+    def _web_acl(self, alb: aws.lb.LoadBalancer, args: LoadBalancerArgs) -> pulumi.Output[str]:
+        """AWS's IP reputation list first, then the rate limit per client IP, AWS's
+        known-bad-inputs rules (Log4Shell and similar) and its common rule set. Each rule
+        blocks unless wafCountRules lists it; wafCommonRuleOverrides turns single rules of
+        the common set to count. Requests are logged to an ``aws-waf-logs-`` log group
+        (the prefix WAF requires of a log destination), without credentials."""
+        edge, metric = args.settings, self._name.replace("-", "")
+        counted = edge.counted_waf_rules
 
         def visibility(suffix: str) -> aws.wafv2.WebAclRuleVisibilityConfigArgs:
             return aws.wafv2.WebAclRuleVisibilityConfigArgs(
@@ -386,6 +496,46 @@ class LoadBalancer(pulumi.ComponentResource):
                 sampled_requests_enabled=True,
             )
 
+        def managed(
+            rule: WafRule, priority: int, group: str, suffix: str, overrides: Sequence[str] = ()
+        ) -> aws.wafv2.WebAclRuleArgs:
+            override = (
+                aws.wafv2.WebAclRuleOverrideActionArgs(
+                    count=aws.wafv2.WebAclRuleOverrideActionCountArgs()
+                )
+                if rule in counted
+                else aws.wafv2.WebAclRuleOverrideActionArgs(
+                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
+                )
+            )
+            return aws.wafv2.WebAclRuleArgs(
+                name=rule.value,
+                priority=priority,
+                override_action=override,
+                statement=aws.wafv2.WebAclRuleStatementArgs(
+                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                        vendor_name="AWS",
+                        name=group,
+                        rule_action_overrides=[
+                            aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideArgs(
+                                name=rule_name,
+                                action_to_use=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseArgs(
+                                    count=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementRuleActionOverrideActionToUseCountArgs()
+                                ),
+                            )
+                            for rule_name in overrides
+                        ]
+                        or None,
+                    )
+                ),
+                visibility_config=visibility(suffix),
+            )
+
+        rate_action = (
+            aws.wafv2.WebAclRuleActionArgs(count=aws.wafv2.WebAclRuleActionCountArgs())
+            if WafRule.RATE_LIMIT in counted
+            else aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs())
+        )
         acl = aws.wafv2.WebAcl(
             f"{self._name}-waf",
             scope="REGIONAL",
@@ -395,30 +545,34 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
             rules=[
                 aws.wafv2.WebAclRuleArgs(
-                    name="rate-limit-per-ip",
+                    name=WafRule.RATE_LIMIT.value,
                     priority=0,
-                    action=aws.wafv2.WebAclRuleActionArgs(
-                        block=aws.wafv2.WebAclRuleActionBlockArgs()
-                    ),
+                    action=rate_action,
                     statement=aws.wafv2.WebAclRuleStatementArgs(
                         rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                            limit=rate_limit, aggregate_key_type="IP"
+                            limit=edge.waf_rate_limit, aggregate_key_type="IP"
                         )
                     ),
                     visibility_config=visibility("RateLimit"),
                 ),
-                aws.wafv2.WebAclRuleArgs(
-                    name="aws-common-rule-set",
-                    priority=1,
-                    override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                        none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
-                    ),
-                    statement=aws.wafv2.WebAclRuleStatementArgs(
-                        managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
-                        )
-                    ),
-                    visibility_config=visibility("Common"),
+                managed(
+                    WafRule.IP_REPUTATION,
+                    1,
+                    "AWSManagedRulesAmazonIpReputationList",
+                    "IpReputation",
+                ),
+                managed(
+                    WafRule.KNOWN_BAD_INPUTS,
+                    2,
+                    "AWSManagedRulesKnownBadInputsRuleSet",
+                    "KnownBadInputs",
+                ),
+                managed(
+                    WafRule.COMMON,
+                    3,
+                    "AWSManagedRulesCommonRuleSet",
+                    "Common",
+                    edge.waf_common_rule_overrides,
                 ),
             ],
             visibility_config=aws.wafv2.WebAclVisibilityConfigArgs(
@@ -428,5 +582,27 @@ class LoadBalancer(pulumi.ComponentResource):
         )
         aws.wafv2.WebAclAssociation(
             f"{self._name}-waf", resource_arn=alb.arn, web_acl_arn=acl.arn, opts=self._child
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{self._name}-waf-logs",
+            name=f"{WAF_LOG_GROUP_PREFIX}{self._name}",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.log_key_arn,
+            opts=self._child,
+        )
+        # WAF adds the log group's resource policy itself when logging is turned on.
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{self._name}-waf-logs",
+            resource_arn=acl.arn,
+            log_destination_configs=[log_group.arn],
+            redacted_fields=[
+                aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                    single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(
+                        name=header
+                    )
+                )
+                for header in WAF_REDACTED_HEADERS
+            ],
+            opts=self._child,
         )
         return acl.arn

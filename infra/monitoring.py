@@ -12,19 +12,26 @@ Alarms (thresholds in ``AlarmThresholds``, each documented with its default):
   GroupMaxSize, metric math, so scheduled maximums count): scaling has run out of room,
   raise ``maxSize`` or the instance size;
 - per cache node: host CPU, engine CPU, memory use, evictions, and replication lag (only
-  when the cache has replicas).
+  when the cache has replicas);
+- the app's own cache errors (its metrics, scraped from /metrics on each instance by the
+  CloudWatch agent into ``metrics_namespace``): Redis failing under the app even while
+  ElastiCache's node metrics look healthy (a wrong password, a security group, TLS).
+
+The dashboard shows the ALB, the fleet, the cache nodes and the app's metrics: its cache
+hit ratio (near-cache and Redis hits over all lookups) and average latency per endpoint.
 
 Cache node ids follow ElastiCache's naming for member clusters —
 ``<group>-<node:03>`` with cluster mode off, ``<group>-<shard:04>-<node:03>`` with it on —
 so the number of alarms is decided by the settings, never inside ``apply()``.
 
-The topic is not KMS-encrypted: CloudWatch cannot publish to a topic under the AWS managed
-``aws/sns`` key, and a customer key is more than this blueprint needs for alarm text.
+The topic is encrypted with the stack's KMS key (infra/encryption.py), whose policy lets
+CloudWatch encrypt alarm notifications: under the AWS managed ``aws/sns`` key CloudWatch
+could not publish at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +59,8 @@ class AlarmThresholds:
     cache_evictions (1000): evictions per five minutes (allkeys-lru evicts by design; a
         steady stream means the cache is too small for the working set).
     replication_lag_seconds (10): a replica this far behind serves stale reads on failover.
+    app_cache_errors (50): Redis errors the app counted in 5 minutes, summed over the fleet
+        (each costs a request one short timeout; the circuit breaker then bypasses Redis).
     """
 
     alb_5xx_percent: float = 5.0
@@ -65,6 +74,7 @@ class AlarmThresholds:
     cache_memory_percent: float = 80.0
     cache_evictions: float = 1000.0
     replication_lag_seconds: float = 10.0
+    app_cache_errors: float = 50.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,10 @@ class MonitoringArgs:
     region: for the dashboard's widgets.
     load_balancer_arn_suffix / target_group_arn_suffix: the ALB metric dimensions.
     asg_name: the fleet's Auto Scaling group. cache_replication_group_id: the cache's.
+    topic_key_arn: the stack's KMS key (infra.encryption.StackKey.key_arn).
+    metrics_namespace / metrics_stack: where the app's metrics are and the ``stack``
+        dimension they carry (infra.boot.AppMetrics).
+    endpoints: the app's route templates, one latency line each on the dashboard.
     thresholds: see AlarmThresholds.
     """
 
@@ -90,6 +104,10 @@ class MonitoringArgs:
     target_group_arn_suffix: pulumi.Input[str]
     asg_name: pulumi.Input[str]
     cache_replication_group_id: pulumi.Input[str]
+    topic_key_arn: pulumi.Input[str]
+    metrics_namespace: str
+    metrics_stack: str
+    endpoints: Sequence[str]
     thresholds: AlarmThresholds = AlarmThresholds()
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -124,7 +142,12 @@ class Monitoring(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self)
-        self.topic = aws.sns.Topic(f"{name}-alarms", tags=dict(args.tags), opts=self._child)
+        self.topic = aws.sns.Topic(
+            f"{name}-alarms",
+            kms_master_key_id=args.topic_key_arn,
+            tags=dict(args.tags),
+            opts=self._child,
+        )
         if args.settings.alarm_email:
             aws.sns.TopicSubscription(
                 f"{name}-alarms-email",
@@ -137,6 +160,7 @@ class Monitoring(pulumi.ComponentResource):
         self._load_balancer_alarms()
         self._fleet_alarms()
         self._cache_alarms()
+        self._app_alarms()
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=f"{name}-overview",
@@ -371,6 +395,22 @@ class Monitoring(pulumi.ComponentResource):
                     threshold=threshold,
                 )
 
+    def _app_alarms(self) -> None:
+        args, limits = self._args, self._args.thresholds
+        self._alarm(
+            "app-cache-errors",
+            f"The app counted more than {limits.app_cache_errors:g} Redis errors in 5 minutes "
+            "(timeouts, refused connections, authentication): requests compute without the cache",
+            namespace=args.metrics_namespace,
+            metric_name="pyscale_cache_errors_total",
+            dimensions={"stack": args.metrics_stack},
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=limits.app_cache_errors,
+        )
+
     # -------------------------------------------------------------------------------------
     def _dashboard_body(self) -> pulumi.Output[str]:
         args = self._args
@@ -447,7 +487,12 @@ class Monitoring(pulumi.ComponentResource):
                 "Fleet CPU % and memory %",
                 [
                     ["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", args.asg_name],
-                    ["CWAgent", "mem_used_percent", "AutoScalingGroupName", args.asg_name],
+                    [
+                        args.metrics_namespace,
+                        "mem_used_percent",
+                        "AutoScalingGroupName",
+                        args.asg_name,
+                    ],
                 ],
                 0,
                 12,
@@ -467,5 +512,32 @@ class Monitoring(pulumi.ComponentResource):
                 18,
                 stat="Maximum",
             ),
+            *self._app_widgets(widget, y=24),
         ]
         return pulumi.Output.json_dumps({"widgets": widgets})
+
+    def _app_widgets(self, widget, y: int) -> list[dict]:
+        """The app's own view: hit ratio over every lookup (near cache and Redis), and the
+        average time per request of each endpoint (the summary's sum over its count)."""
+        args = self._args
+        ns, stack = args.metrics_namespace, args.metrics_stack
+
+        def app_metric(metric_id: str, name: str, *dimensions: str) -> list:
+            return [ns, name, "stack", stack, *dimensions, {"id": metric_id, "visible": False}]
+
+        hit_ratio = [
+            app_metric("hits", "pyscale_cache_hits_total"),
+            app_metric("misses", "pyscale_cache_misses_total"),
+            [{"expression": "100 * hits / (hits + misses)", "label": "hit ratio %", "id": "ratio"}],
+        ]
+        latency: list = []
+        for index, endpoint in enumerate(args.endpoints):
+            latency += [
+                app_metric(f"sum{index}", "pyscale_http_request_seconds_sum", "endpoint", endpoint),
+                app_metric(f"n{index}", "pyscale_http_request_seconds_count", "endpoint", endpoint),
+                [{"expression": f"sum{index} / n{index}", "label": endpoint, "id": f"avg{index}"}],
+            ]
+        return [
+            widget("App cache hit ratio %", hit_ratio, 0, y),
+            widget("App latency by endpoint, average (s)", latency, 12, y),
+        ]

@@ -3,9 +3,16 @@
 Supported combinations (pick one; infra/settings/network.py refuses the others):
 - create (default): VPC, one public and one private subnet per AZ, an internet gateway,
   NAT per ``natGateways`` (single | perAz), an S3 gateway endpoint on the private route
-  tables (so instances fetch the app artifact and AL2023 packages without NAT traffic);
+  tables (so instances fetch the app artifact and AL2023 packages without NAT traffic),
+  and the VPC's default security group taken over and emptied (nothing uses it; a
+  resource launched into it by mistake gets no traffic); its flow logs are
+  infra/flow_logs.py;
 - adopt: ``existingVpcId`` with existing public and private subnets; nothing is created
-  (the owner of that VPC owns its routing and endpoints).
+  (the owner of that VPC owns its routing, endpoints, default group and flow logs).
+
+The default security group is not created but adopted: on create the provider removes
+every rule from it, on delete it only forgets it (the group cannot be deleted with its
+VPC; pulumi_aws ec2.DefaultSecurityGroup docs).
 """
 
 from __future__ import annotations
@@ -92,6 +99,13 @@ class Network(pulumi.ComponentResource):
             opts=self._child,
         )
         self.vpc_id = vpc.id
+        # No ingress or egress blocks: the provider strips every rule the group has.
+        aws.ec2.DefaultSecurityGroup(
+            f"{self._name}-default-sg",
+            vpc_id=vpc.id,
+            tags={"Name": f"{self._name}-default-unused"},
+            opts=self._child,
+        )
         gateway = aws.ec2.InternetGateway(
             f"{self._name}-igw", vpc_id=vpc.id, tags={"Name": f"{self._name}-igw"}, opts=self._child
         )

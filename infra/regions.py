@@ -18,3 +18,12 @@ def known_regions() -> tuple[str, ...]:
             for region in session.get_available_regions("ec2", partition_name=partition)
         )
     )
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (managed policy ARNs differ in China and GovCloud)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

@@ -50,6 +50,7 @@ from typing import Final
 import pulumi
 import pulumi_aws as aws
 
+from infra.buckets import abort_incomplete_uploads_rule
 from infra.settings import ReleaseSettings
 from infra.wheelhouse import WheelhouseError, build_wheelhouse
 
@@ -250,11 +251,13 @@ class AppReleaseArgs:
     settings: the release keys (the WSGI callable the instances serve).
     artifact: the archive to upload, from ``build_release`` (built before any resource is
         registered, so a missing app directory or WSGI module fails the run cleanly first).
+    key_arn: the stack's KMS key for SSE-KMS (customerManagedKey); None: SSE-S3.
     tags: tags for every resource.
     """
 
     settings: ReleaseSettings
     artifact: ReleaseArtifact
+    key_arn: pulumi.Input[str] | None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -318,14 +321,17 @@ class AppRelease(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        sse = "aws:kms" if args.key_arn is not None else "AES256"
         encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             bucket=self.bucket.id,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                     apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm="AES256"
-                    )
+                        sse_algorithm=sse, kms_master_key_id=args.key_arn
+                    ),
+                    # One data key per bucket, not per object: fewer KMS calls.
+                    bucket_key_enabled=args.key_arn is not None or None,
                 )
             ],
             opts=child,
@@ -346,10 +352,9 @@ class AppRelease(pulumi.ComponentResource):
                     expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(
                         expired_object_delete_marker=True
                     ),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=1
-                    ),
-                )
+                ),
+                # An upload of a few hundred KB that has not finished in a day never will.
+                abort_incomplete_uploads_rule(days=1),
             ],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[versioning]),
         )
@@ -384,7 +389,8 @@ class AppRelease(pulumi.ComponentResource):
             key=self.object_key,
             source=pulumi.FileAsset(str(self.artifact.path)),
             content_type="application/x-tar",
-            server_side_encryption="AES256",
+            server_side_encryption=sse,
+            kms_key_id=args.key_arn,
             metadata={"sha256": self.sha256},
             tags=tags,
             opts=pulumi.ResourceOptions(

@@ -53,31 +53,31 @@ RESOURCE_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "ec2:DeleteVpcEndpoints",
         "ec2:ModifyVpcEndpoint",
     ),
-    "aws:ec2/flowLog:FlowLog": ("ec2:CreateFlowLogs", "ec2:DeleteFlowLogs"),
+    "aws:ec2/flowLog:FlowLog": ("ec2:*FlowLogs",),  # Create, Delete (Describe: read)
     # The provider revokes a new group's default egress rule and manages rules by
     # authorize/revoke.
     "aws:ec2/securityGroup:SecurityGroup": (
         "ec2:CreateSecurityGroup",
         "ec2:DeleteSecurityGroup",
-        "ec2:AuthorizeSecurityGroupIngress",
-        "ec2:AuthorizeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroup*",
+        "ec2:AuthorizeSecurityGroup*",
+        "ec2:RevokeSecurityGroup*",
+        "ec2:RevokeSecurityGroup*",
     ),
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": (
-        "ec2:AuthorizeSecurityGroupIngress",
-        "ec2:AuthorizeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroup*",
+        "ec2:AuthorizeSecurityGroup*",
+        "ec2:RevokeSecurityGroup*",
+        "ec2:RevokeSecurityGroup*",
     ),
     "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": (
-        "ec2:AuthorizeSecurityGroupIngress",
-        "ec2:RevokeSecurityGroupIngress",
+        "ec2:AuthorizeSecurityGroup*",
+        "ec2:RevokeSecurityGroup*",
         "ec2:ModifySecurityGroupRules",
     ),
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": (
-        "ec2:AuthorizeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupEgress",
+        "ec2:AuthorizeSecurityGroup*",
+        "ec2:RevokeSecurityGroup*",
         "ec2:ModifySecurityGroupRules",
     ),
     # -- fleet --------------------------------------------------------------------------
@@ -180,8 +180,8 @@ RESOURCE_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "elasticloadbalancing:SetWebACL",
     ),
     "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": (
-        "wafv2:PutLoggingConfiguration",
-        "wafv2:DeleteLoggingConfiguration",
+        "wafv2:*LoggingConfiguration",
+        "wafv2:*LoggingConfiguration",
         "logs:CreateLogDelivery",
         "logs:DeleteLogDelivery",
         "logs:PutResourcePolicy",
@@ -223,16 +223,12 @@ RESOURCE_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
         "elasticache:RemoveTagsFromResource",
     ),
     "aws:elasticache/user:User": (
-        "elasticache:CreateUser",
-        "elasticache:ModifyUser",
-        "elasticache:DeleteUser",
+        "elasticache:*User",  # Create, Modify, Delete
         "elasticache:AddTagsToResource",
         "elasticache:RemoveTagsFromResource",
     ),
     "aws:elasticache/userGroup:UserGroup": (
-        "elasticache:CreateUserGroup",
-        "elasticache:ModifyUserGroup",
-        "elasticache:DeleteUserGroup",
+        "elasticache:*UserGroup",  # Create, Modify, Delete
         "elasticache:AddTagsToResource",
         "elasticache:RemoveTagsFromResource",
     ),
@@ -305,14 +301,14 @@ RESOURCE_ACTIONS: Final[Mapping[str, tuple[str, ...]]] = {
     "aws:kms/key:Key": (
         "kms:CreateKey",
         "kms:PutKeyPolicy",
-        "kms:EnableKeyRotation",
-        "kms:DisableKeyRotation",
+        # Enable/DisableKeyRotation, Tag/UntagResource: wildcards keep the one document for
+        # every stack under IAM's 10,240-character inline limit.
+        "kms:*KeyRotation",
         "kms:ScheduleKeyDeletion",
         "kms:UpdateKeyDescription",
-        "kms:TagResource",
-        "kms:UntagResource",
+        "kms:*TagResource",
     ),
-    "aws:kms/alias:Alias": ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"),
+    "aws:kms/alias:Alias": ("kms:*Alias",),  # Create, Delete, Update
     # -- release ------------------------------------------------------------------------
     # force_destroy empties the bucket (every version) before deleting it.
     "aws:s3/bucket:Bucket": (

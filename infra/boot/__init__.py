@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from app.contract import GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH, PORT_BEHIND_PROXY, Env
+from app.contract import (
+    GRACEFUL_TIMEOUT_SECONDS,
+    HEALTH_PATH,
+    METRICS_PATH,
+    PORT_BEHIND_PROXY,
+    Env,
+)
 from infra.boot.proxy import ADMITTED_REQUESTS_VARIABLE, InstanceProxy, render_instance_config
 
 TEMPLATE_PATH: Final = Path(__file__).with_name("user_data.sh.tmpl")
@@ -63,6 +69,7 @@ _HEREDOC_TERMINATORS = (
     "PYSCALE_PROXY",
     "PYSCALE_PROXY_UNIT",
     "PYSCALE_CWAGENT",
+    "PYSCALE_PROMETHEUS",
     "PYSCALE_LOGROTATE",
     "PYSCALE_LIFECYCLE",
     "PYSCALE_LIFECYCLE_UNIT",
@@ -137,11 +144,51 @@ class CacheConnection:
     cluster: bool
     auth_secret_arn: str | None
     """Secrets Manager ARN of the AUTH token; None when AUTH is off."""
+    iam_user: str | None = None
+    """IAM authentication: the ElastiCache user the app connects as (None: no IAM)."""
+    iam_replication_group: str | None = None
+    """IAM authentication: the replication group its tokens are signed for."""
 
     @property
     def url(self) -> str:
         scheme = "rediss" if self.tls else "redis"
         return f"{scheme}://{self.endpoint}:{self.port}"
+
+
+@dataclass(frozen=True)
+class AppMetrics:
+    """Where the CloudWatch agent sends the app's Prometheus metrics (scraped on the
+    instance): the EMF log group, the CloudWatch namespace, and the ``stack`` label every
+    metric carries as its dimension."""
+
+    log_group_name: str
+    namespace: str
+    stack: str
+
+
+# The app's metrics the agent publishes, each with the dimension sets it gets. Counters
+# arrive as per-minute deltas; the latency summary's _sum/_count give average latency per
+# endpoint (the agent drops Prometheus histograms: CloudWatch agent docs, "Prometheus metric
+# type conversion"). A test checks each name against the app's real /metrics output.
+PUBLISHED_METRICS: Final = (
+    (("pyscale_cache_hits_total",), (("stack",), ("stack", "layer"))),
+    (
+        (
+            "pyscale_cache_misses_total",
+            "pyscale_cache_errors_total",
+            "pyscale_cache_bypasses_total",
+            "pyscale_report_computations_total",
+        ),
+        (("stack",),),
+    ),
+    (
+        ("pyscale_http_request_seconds_sum", "pyscale_http_request_seconds_count"),
+        (("stack", "endpoint"),),
+    ),
+)
+PROMETHEUS_JOB: Final = "pyscale"
+PROMETHEUS_CONFIG: Final = "/opt/aws/amazon-cloudwatch-agent/etc/prometheus.yaml"
+SCRAPE_INTERVAL: Final = "1m"
 
 
 @dataclass(frozen=True)
@@ -163,6 +210,7 @@ class BootSpec:
     forwarded_allow_ips: str
     """Addresses whose X-Forwarded-* headers gunicorn trusts: the VPC (the ALB lives there)."""
     log_group_name: str
+    metrics: AppMetrics
     web_concurrency: int | None = None
     """None: gunicorn derives its workers from the vCPUs."""
     app_port: int = 8000
@@ -194,6 +242,9 @@ def app_environment(spec: BootSpec) -> dict[str, str]:
         # Loopback for the boot's own check and the proxy's health backend (which gives the
         # ALB's check, whatever Host it carries, this one).
         env[Env.TRUSTED_HOSTS] = ",".join((*spec.trusted_hosts, "127.0.0.1", "localhost"))
+    if spec.cache.iam_user and spec.cache.iam_replication_group:
+        env[Env.REDIS_IAM_USER] = spec.cache.iam_user
+        env[Env.REDIS_IAM_REPLICATION_GROUP] = spec.cache.iam_replication_group
     if spec.web_concurrency:
         env[Env.WEB_CONCURRENCY] = str(spec.web_concurrency)
     return env
@@ -328,7 +379,19 @@ def instance_proxy(spec: BootSpec) -> InstanceProxy:
 
 
 def cloudwatch_agent_config(spec: BootSpec) -> str:
-    """App log file to the fleet's log group; memory use per instance (EC2 has no such metric)."""
+    """App log file to the fleet's log group; the app's Prometheus metrics (scraped from
+    gunicorn on the instance, never through the load balancer) and memory use per instance
+    (EC2 has no such metric) into the app's namespace, the only one the role may write."""
+    declarations = [
+        {
+            "source_labels": ["job"],
+            "label_matcher": f"^{PROMETHEUS_JOB}$",
+            "dimensions": [list(dimensions) for dimensions in dimension_sets],
+            # One alternation per declaration: the user data has to stay under 16 KB.
+            "metric_selectors": [f"^({'|'.join(names)})$"],
+        }
+        for names, dimension_sets in PUBLISHED_METRICS
+    ]
     config = {
         "logs": {
             "logs_collected": {
@@ -341,16 +404,50 @@ def cloudwatch_agent_config(spec: BootSpec) -> str:
                         }
                     ]
                 }
-            }
+            },
+            "metrics_collected": {
+                "prometheus": {
+                    "log_group_name": spec.metrics.log_group_name,
+                    "prometheus_config_path": PROMETHEUS_CONFIG,
+                    "emf_processor": {
+                        "metric_namespace": spec.metrics.namespace,
+                        "metric_declaration": declarations,
+                    },
+                }
+            },
         },
         "metrics": {
-            "namespace": "CWAgent",
+            "namespace": spec.metrics.namespace,
             "append_dimensions": {"AutoScalingGroupName": "${aws:AutoScalingGroupName}"},
             "aggregation_dimensions": [["AutoScalingGroupName"]],
             "metrics_collected": {"mem": {"measurement": ["mem_used_percent"]}},
         },
     }
-    return json.dumps(config, indent=2, sort_keys=True)
+    # Compact: user data has to stay under 16 KB, and no one reads this file but the agent.
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def prometheus_scrape_config(spec: BootSpec) -> str:
+    """The agent's Prometheus scrape of the app on this instance (loopback only), at the
+    port gunicorn itself listens on (the app's PORT): never through a proxy or the ALB,
+    which answer 404 for the metrics path."""
+    config = {
+        "global": {"scrape_interval": SCRAPE_INTERVAL},
+        "scrape_configs": [
+            {
+                "job_name": PROMETHEUS_JOB,
+                "metrics_path": METRICS_PATH,
+                "static_configs": [
+                    {
+                        "targets": [f"127.0.0.1:{app_environment(spec)[Env.PORT]}"],
+                        "labels": {"stack": spec.metrics.stack},
+                    }
+                ],
+            }
+        ],
+    }
+    # JSON is YAML (no YAML emitter needed here), and compact, as the agent's config.
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
 
 def _check(spec: BootSpec) -> None:
@@ -375,6 +472,19 @@ def _check(spec: BootSpec) -> None:
         value = getattr(spec, field)
         if not value or value == "None":
             raise BootScriptError(f"{field}: is empty or unresolved ({value!r})")
+    for field in ("log_group_name", "namespace", "stack"):
+        value = getattr(spec.metrics, field)
+        if not value or value == "None":
+            raise BootScriptError(f"metrics.{field}: is empty or unresolved ({value!r})")
+
+
+def strip_comment_lines(script: str) -> str:
+    """The script without its whole-line ``# `` comments (the template keeps them for its
+    readers): EC2 takes at most 16 KB of user data. Shebangs (``#!``) and lines that only
+    contain a ``#`` after code are kept; a ``# `` line is a comment to bash, systemd, HAProxy
+    and logrotate alike, so stripping one inside a heredoc changes no behaviour."""
+    lines = script.splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("# ")) + "\n"
 
 
 def render_user_data(spec: BootSpec) -> str:
@@ -397,6 +507,7 @@ def render_user_data(spec: BootSpec) -> str:
         "instance_id_var": Env.INSTANCE_ID,
         "proxy_service": PROXY_SERVICE,
         "admitted_requests_var": ADMITTED_REQUESTS_VARIABLE,
+        "prometheus_config": PROMETHEUS_CONFIG,
     }
     blocks = {
         "env_file": "\n".join(f"{k}={v}" for k, v in sorted(app_environment(spec).items())),
@@ -406,12 +517,13 @@ def render_user_data(spec: BootSpec) -> str:
         "cloudwatch_agent_config": cloudwatch_agent_config(spec),
         "lifecycle_script": lifecycle_script(spec),
         "lifecycle_unit": lifecycle_unit(),
+        "prometheus_scrape_config": prometheus_scrape_config(spec),
     }
     for name, block in blocks.items():
         if any(line.strip() in _HEREDOC_TERMINATORS for line in block.splitlines()):
             raise BootScriptError(f"{name}: contains a heredoc terminator line")
     values = {name: shlex.quote(value) for name, value in quoted.items()} | blocks
-    script = _Template(TEMPLATE_PATH.read_text()).substitute(values)
+    script = strip_comment_lines(_Template(TEMPLATE_PATH.read_text()).substitute(values))
     size = len(script.encode())
     if size >= USER_DATA_LIMIT_BYTES:
         raise BootScriptError(

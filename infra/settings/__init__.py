@@ -2,9 +2,9 @@
 
 Layout (one module per area, each holding its keys, its model and its rules):
 
-- ``network`` (VPC, subnets, NAT), ``edge`` (ALB, TLS, WAF), ``cache`` (ElastiCache),
-  ``fleet`` (instances, scaling, purchase), ``release`` (the app), ``monitoring``
-  (alarms, log retention);
+- ``network`` (VPC, subnets, NAT, flow logs), ``edge`` (ALB, TLS, WAF, host names),
+  ``cache`` (ElastiCache), ``fleet`` (instances, scaling, purchase), ``release`` (the
+  app), ``monitoring`` (alarms, log retention), ``encryption`` (the stack's KMS key);
 - ``stack``: the stack name, ``aws:region`` and ``aws:defaultTags`` checks;
 - ``base``: how a key is declared (``setting``), change safety, ``Problems``;
 - ``loading``: engine strings -> ``Settings``, every problem at once (``ConfigError``).
@@ -37,8 +37,9 @@ the engine-string parsing and the error messages all come from the declaration.
 """
 
 from infra.settings.base import NAMESPACE, Change, ChangeSafety, KeyDeclaration
-from infra.settings.cache import CACHE_PORT, CacheEngine, CacheSettings, CacheTopology
-from infra.settings.edge import EdgeSettings, TlsMode
+from infra.settings.cache import CACHE_PORT, CacheAuth, CacheEngine, CacheSettings, CacheTopology
+from infra.settings.edge import EdgeSettings, TlsMode, WafRule
+from infra.settings.encryption import EncryptionSettings
 from infra.settings.fleet import FleetPurchase, FleetSettings, ScheduledAction
 from infra.settings.loading import (
     AREAS,
@@ -61,6 +62,7 @@ __all__ = [
     "KEYS_BY_NAME",
     "MAX_RESOURCE_NAME_LENGTH",
     "NAMESPACE",
+    "CacheAuth",
     "CacheEngine",
     "CacheSettings",
     "CacheTopology",
@@ -68,6 +70,7 @@ __all__ = [
     "ChangeSafety",
     "ConfigError",
     "EdgeSettings",
+    "EncryptionSettings",
     "FleetPurchase",
     "FleetSettings",
     "KeyDeclaration",
@@ -78,6 +81,7 @@ __all__ = [
     "ScheduledAction",
     "Settings",
     "TlsMode",
+    "WafRule",
     "load_from_pulumi",
     "load_settings",
 ]

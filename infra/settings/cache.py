@@ -45,6 +45,26 @@ class TransitEncryptionMode(enum.StrEnum):
     REQUIRED = "required"
 
 
+class CacheAuth(enum.StrEnum):
+    """How the app authenticates to the cache. iam: an ElastiCache RBAC user with IAM
+    authentication, the app signing 15-minute SigV4 tokens with its instance role (no
+    password anywhere); auth-token: one AUTH token, generated, kept in Secrets Manager,
+    rotated with `pyscale cache rotate-auth`; none: no authentication (the security groups
+    are the only gate)."""
+
+    IAM = "iam"
+    AUTH_TOKEN = "auth-token"  # noqa: S105 (a mode's name, not a token)
+    NONE = "none"
+
+
+# ElastiCache IAM authentication: Valkey 7.2+ and Redis OSS 7.0+ (ElastiCache user guide,
+# "Authenticating with IAM", Limitations; read 2026-12-01).
+IAM_AUTH_ENGINE_VERSIONS: Mapping[CacheEngine, tuple[str, ...]] = {
+    CacheEngine.VALKEY: ("8.0", "8.1", "7.2"),
+    CacheEngine.REDIS: ("7.1", "7.0"),
+}
+
+
 class CacheTopology(enum.StrEnum):
     """single: one node; replicated: a primary and replicas (one shard); cluster: cluster
     mode, data sharded over ``shards`` node groups."""
@@ -221,11 +241,19 @@ class CacheSettings(AreaSettings):
         doc="Encrypt cache data at rest.",
         change=replacement(_DATA_LOST),
     )
-    auth_token: bool = setting(
-        "cacheAuthToken",
-        True,
-        doc="AUTH token, generated and kept in Secrets Manager (needs transit encryption).",
-        change=in_place("the token is set or removed (ROTATE) and the fleet rolls to match"),
+    # auth-token until the app signs IAM tokens itself (app/elasticache_iam.py is wired into
+    # the app with its settings); iam is the goal for every engine that supports it.
+    auth: CacheAuth = setting(
+        "cacheAuth",
+        CacheAuth.AUTH_TOKEN,
+        doc="How the app authenticates: iam (short-lived SigV4 tokens of the instance role, "
+        "Valkey 7.2+/Redis 7+), auth-token (a generated token in Secrets Manager) or none.",
+        change=in_place(
+            "auth-token -> iam moves the group to RBAC (AUTH token deleted) and rolls the "
+            "fleet: requests compute without the cache until the new instances are in; "
+            "iam -> auth-token and auth-token -> none are not ElastiCache modifications "
+            "(DELETE is allowed only towards RBAC): build them in a new stack"
+        ),
     )
     snapshot_retention_days: int = setting(
         "cacheSnapshotRetentionDays",
@@ -318,10 +346,19 @@ class CacheSettings(AreaSettings):
                     f"{self.engine.value} {self.engine_version} has no transit encryption mode "
                     "(TLS is set at creation only; Valkey and Redis 7 have it)",
                 )
-        if self.auth_token and not self.transit_encryption:
+        if self.auth is not CacheAuth.NONE and not self.transit_encryption:
             problems.add(
-                "cacheAuthToken",
-                "needs cacheTransitEncryption: true (AUTH is sent over TLS only)",
+                "cacheAuth",
+                f"{self.auth.value} needs cacheTransitEncryption: true (ElastiCache takes "
+                "AUTH tokens and IAM tokens over TLS only); or cacheAuth: none",
+            )
+        known_version = self.engine_version in versions  # else reported above
+        iam_versions = IAM_AUTH_ENGINE_VERSIONS[self.engine]
+        if self.auth is CacheAuth.IAM and known_version and self.engine_version not in iam_versions:
+            problems.add(
+                "cacheAuth",
+                f"iam needs Valkey 7.2+ or Redis 7+ (ElastiCache IAM authentication); "
+                f"{self.engine.value} {self.engine_version} supports auth-token or none",
             )
         # ElastiCache refuses a snapshot window that overlaps the maintenance window.
         if self.snapshot_retention_days and _windows_overlap(
@@ -348,6 +385,10 @@ class CacheSettings(AreaSettings):
     @property
     def parameter_group_family(self) -> str:
         return CACHE_ENGINE_VERSIONS[self.engine][self.engine_version]
+
+    @property
+    def auth_token(self) -> bool:
+        return self.auth is CacheAuth.AUTH_TOKEN
 
     @property
     def topology(self) -> CacheTopology:

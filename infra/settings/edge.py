@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, ValidationInfo, field_validator, model_val
 from infra.settings.base import (
     AreaSettings,
     Problems,
+    did_you_mean,
     empty_is_none,
     in_place,
     lower,
@@ -30,6 +31,43 @@ class TlsMode(enum.StrEnum):
     DOMAIN = "domain"
 
 
+class WafRule(enum.StrEnum):
+    """The web ACL's rules, by the names they have in it (and in wafCountRules)."""
+
+    IP_REPUTATION = "aws-ip-reputation"
+    RATE_LIMIT = "rate-limit-per-ip"
+    KNOWN_BAD_INPUTS = "aws-known-bad-inputs"
+    COMMON = "aws-common-rule-set"
+
+
+# The rules of AWSManagedRulesCommonRuleSet (AWS WAF developer guide, "Baseline rule
+# groups", core rule set table; read 2026-12-01). Two matter to every app: SizeRestrictions_
+# BODY blocks request bodies over 8 KB and NoUserAgent_HEADER blocks requests without a
+# User-Agent header (scripts, some health checkers).
+COMMON_RULE_SET_RULES = (
+    "NoUserAgent_HEADER",
+    "UserAgent_BadBots_HEADER",
+    "SizeRestrictions_QUERYSTRING",
+    "SizeRestrictions_Cookie_HEADER",
+    "SizeRestrictions_BODY",
+    "SizeRestrictions_URIPATH",
+    "EC2MetaDataSSRF_BODY",
+    "EC2MetaDataSSRF_COOKIE",
+    "EC2MetaDataSSRF_URIPATH",
+    "EC2MetaDataSSRF_QUERYARGUMENTS",
+    "GenericLFI_QUERYARGUMENTS",
+    "GenericLFI_URIPATH",
+    "GenericLFI_BODY",
+    "RestrictedExtensions_URIPATH",
+    "RestrictedExtensions_QUERYARGUMENTS",
+    "GenericRFI_QUERYARGUMENTS",
+    "GenericRFI_BODY",
+    "GenericRFI_URIPATH",
+    "CrossSiteScripting_COOKIE",
+    "CrossSiteScripting_QUERYARGUMENTS",
+    "CrossSiteScripting_BODY",
+    "CrossSiteScripting_URIPATH",
+)
 TLS13_POLICY_PREFIX = "ELBSecurityPolicy-TLS13-"
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Values the shipped stacks use as placeholders (RFC 2606 domains, AWS docs' account id).
@@ -118,7 +156,8 @@ class EdgeSettings(AreaSettings):
     waf: bool = setting(
         "waf",
         False,
-        doc="WAF web ACL on the ALB: AWS common rule set plus a rate limit per client IP.",
+        doc="WAF web ACL on the ALB: AWS's IP reputation list, known-bad-inputs and common "
+        "rule sets, a rate limit per client IP, and logs to an aws-waf-logs- log group.",
         change=in_place("the web ACL is created or deleted and (dis)associated"),
     )
     waf_rate_limit: int = setting(
@@ -132,6 +171,70 @@ class EdgeSettings(AreaSettings):
         doc="Requests per client IP per 5 minutes before WAF blocks it.",
         change=in_place(),
     )
+
+    # Strings checked against WafRule (a tuple of an enum would not be a config "array").
+    waf_count_rules: tuple[str, ...] = setting(
+        "wafCountRules",
+        (),
+        allowed=", ".join(rule.value for rule in WafRule),
+        doc="WAF rules that only count matching requests instead of blocking them (to try a "
+        "rule on live traffic first); the others block.",
+        change=in_place("the web ACL is updated in place"),
+    )
+    waf_common_rule_overrides: tuple[str, ...] = setting(
+        "wafCommonRuleOverrides",
+        (),
+        allowed="rule names of AWSManagedRulesCommonRuleSet, e.g. SizeRestrictions_BODY",
+        doc="Rules of the AWS common rule set that count instead of block, e.g. "
+        "SizeRestrictions_BODY (bodies over 8 KB) or NoUserAgent_HEADER (no User-Agent).",
+        change=in_place("the web ACL is updated in place"),
+    )
+    host_names: tuple[str, ...] = setting(
+        "hostNames",
+        (),
+        allowed="DNS names",
+        doc="Host names the ALB serves besides domainName and its own DNS name (e.g. your "
+        "CNAME to it); requests for any other Host get 404 at the ALB.",
+        change=in_place("listener rules and the app's trusted hosts are updated"),
+    )
+
+    @field_validator("waf_count_rules")
+    @classmethod
+    def _waf_rule_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        known = [rule.value for rule in WafRule]
+        for name in names:
+            if name not in known:
+                raise ValueError(
+                    f"{name!r} is not a rule of the web ACL{did_you_mean(name, known)}; its "
+                    f"rules are {', '.join(known)}"
+                )
+        return names
+
+    @property
+    def counted_waf_rules(self) -> frozenset[WafRule]:
+        return frozenset(WafRule(name) for name in self.waf_count_rules)
+
+    @field_validator("waf_common_rule_overrides")
+    @classmethod
+    def _common_rule_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in names if name not in COMMON_RULE_SET_RULES]
+        if unknown:
+            hint = did_you_mean(unknown[0], COMMON_RULE_SET_RULES)
+            raise ValueError(
+                f"{unknown[0]!r} is not a rule of AWSManagedRulesCommonRuleSet{hint}; its "
+                f"rules are {', '.join(COMMON_RULE_SET_RULES)}"
+            )
+        return names
+
+    @field_validator("host_names", mode="before")
+    @classmethod
+    def _host_names(cls, names: object) -> object:
+        if not isinstance(names, list | tuple):
+            return names
+        for name in names:
+            if not isinstance(name, str) or not re.match(_DOMAIN, name.strip().lower()):
+                raise ValueError(f"must hold DNS names like www.example.com, got {name!r}")
+        return tuple(name.strip().lower() for name in names)
 
     @field_validator("allowed_cidrs")
     @classmethod

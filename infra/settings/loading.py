@@ -30,6 +30,7 @@ from infra.settings.base import (
 )
 from infra.settings.cache import CacheSettings
 from infra.settings.edge import EdgeSettings
+from infra.settings.encryption import EncryptionSettings
 from infra.settings.fleet import FleetSettings
 from infra.settings.monitoring import MonitoringSettings
 from infra.settings.network import NetworkSettings
@@ -45,6 +46,7 @@ AREAS: tuple[tuple[str, type[AreaSettings]], ...] = (
     ("release", ReleaseSettings),
     ("monitoring", MonitoringSettings),
     ("platform", PlatformSettings),
+    ("encryption", EncryptionSettings),
 )
 KEYS: tuple[KeyDeclaration, ...] = tuple(
     key for area, model in AREAS for key in declarations(area, model)
@@ -67,6 +69,7 @@ class Settings(BaseModel):
     release: ReleaseSettings
     monitoring: MonitoringSettings
     platform: PlatformSettings
+    encryption: EncryptionSettings
     # From aws:defaultTags; sorted (key, value) pairs so the settings stay hashable.
     tags: tuple[tuple[str, str], ...] = ()
     warnings: tuple[str, ...] = ()

@@ -128,6 +128,14 @@ class NetworkSettings(AreaSettings):
         ),
     )
 
+    flow_logs: bool = setting(
+        "flowLogs",
+        False,
+        doc="VPC flow logs (all traffic) to a CloudWatch log group kept logRetentionDays "
+        "(a created VPC only; an adopted VPC's owner keeps its own).",
+        change=in_place("the flow log and its log group are created, or deleted with their logs"),
+    )
+
     @field_validator("existing_public_subnet_ids", "existing_private_subnet_ids")
     @classmethod
     def _subnet_ids(cls, subnets: SubnetIds) -> SubnetIds:

@@ -165,6 +165,7 @@ RESOURCE_SETTINGS: Mapping[str, Mapping[str, str]] = {
         "at_rest_encryption": "atRestEncryptionEnabled",
         "transit_encryption": "transitEncryptionEnabled",
         "auth_token": "authToken",
+        "user_groups": "userGroupIds",
         "snapshot_retention_days": "snapshotRetentionLimit",
         "snapshot_window": "snapshotWindow",
         "port": "port",
@@ -586,6 +587,12 @@ def _cache(of: Any) -> dict[str, Any]:
         "at_rest_encryption": bool(group.get("at_rest_encryption", False)),
         "transit_encryption": bool(group.get("transit_encryption", False)),
         "auth_token": "auth_token" in group,
+        # RBAC user groups (IAM authentication in pyscale), an AUTH token, or neither.
+        "auth": "iam"
+        if group.get("user_groups")
+        else "auth-token"
+        if "auth_token" in group
+        else "none",
         "snapshot_retention_days": group.get("snapshot_retention_days", 0),
     }
 

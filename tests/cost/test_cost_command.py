@@ -135,7 +135,8 @@ def test_prod_pays_for_waf_rules_and_https_only_adds_no_certificate_cost(cost_js
     document = cost_json("prod")
     [acl, rules, requests] = lines_of(document, "aws:wafv2/webAcl:WebAcl")
     assert acl["monthly_usd"] == usd("waf/web-acl")
-    assert rules["monthly_quantity"] == 2  # the rate limit and AWS's common rule set
+    # the rate limit and AWS's IP reputation, known-bad-inputs and common rule sets
+    assert rules["monthly_quantity"] == 4
     assert requests["status"] == "usage"
     free_types = {entry["type"] for entry in document["free"]}
     assert "aws:acm/certificate:Certificate" in free_types  # a public certificate

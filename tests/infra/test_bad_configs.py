@@ -30,7 +30,7 @@ BAD_CONFIGS = [
      "cacheMultiAz", "needs cacheAutomaticFailover: true"),
     ("failover-without-replica", "dev", {"cacheAutomaticFailover": True},
      "cacheAutomaticFailover", "needs cacheReplicas >= 1"),
-    ("auth-without-tls", "dev", {"cacheTransitEncryption": False}, "cacheAuthToken",
+    ("auth-without-tls", "dev", {"cacheTransitEncryption": False}, "cacheAuth",
      "needs cacheTransitEncryption: true"),
     ("cluster-mode-without-failover", "prod",
      {"cacheAutomaticFailover": False, "cacheMultiAz": False}, "cacheAutomaticFailover",

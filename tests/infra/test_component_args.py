@@ -9,7 +9,9 @@ import dataclasses
 import pytest
 
 from infra.cache import CacheArgs
+from infra.encryption import StackKeyArgs
 from infra.fleet import FleetArgs
+from infra.flow_logs import FlowLogsArgs
 from infra.load_balancer import LoadBalancerArgs
 from infra.monitoring import MonitoringArgs
 from infra.network import NetworkArgs
@@ -18,6 +20,7 @@ from infra.security_groups import SecurityGroupsArgs
 from infra.settings import (
     CacheSettings,
     EdgeSettings,
+    EncryptionSettings,
     FleetSettings,
     MonitoringSettings,
     NetworkSettings,
@@ -34,6 +37,8 @@ COMPONENT_ARGS = {
     AppReleaseArgs: ReleaseSettings,
     MonitoringArgs: MonitoringSettings,
     SecurityGroupsArgs: None,
+    StackKeyArgs: EncryptionSettings,
+    FlowLogsArgs: NetworkSettings,
 }
 
 

@@ -293,18 +293,20 @@ def test_stack_exports_the_group_artifact_instance_type_and_architecture(each_st
 # ---------------------------------------------------------------------------------------
 # Instance role
 # ---------------------------------------------------------------------------------------
-def test_instance_role_reads_exactly_the_releases_and_completes_only_its_own_launch(
-    each_stack_run,
-):
-    run = each_stack_run
+def _instance_role(run):
+    return next(r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-instance-role"))
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_instance_role_reads_exactly_the_releases_and_completes_only_its_own_launch(stack):
+    run = run_stack(stack, {"cacheAuth": "auth-token", "customerManagedKey": False})
     bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if "release" in r.name)
     secret = run.one("aws:secretsmanager/secret:Secret")
-    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
-    managed = {
-        r.inputs["policyArn"]
-        for r in run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-    }
-    trust = json.loads(run.one("aws:iam/role:Role").inputs["assumeRolePolicy"])
+    access = next(
+        r for r in run.of_type("aws:iam/rolePolicy:RolePolicy") if r.name.endswith("-app-access")
+    )
+    policy = json.loads(access.inputs["policy"])
+    trust = json.loads(_instance_role(run).inputs["assumeRolePolicy"])
 
     grants = {
         (
@@ -325,16 +327,13 @@ def test_instance_role_reads_exactly_the_releases_and_completes_only_its_own_lau
     }
     assert fnmatch.fnmatch(run.one(ASG).outputs["name"], group_arns.rsplit("/", 1)[1])
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
-    assert managed == {
-        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-        "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
-    }
+    assert run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
 
 
 def test_launch_template_uses_the_instance_profile_of_that_role(each_stack_run):
     profile = each_stack_run.one("aws:iam/instanceProfile:InstanceProfile")
-    role = each_stack_run.one("aws:iam/role:Role")
+    role = _instance_role(each_stack_run)
 
     assert profile.inputs["role"] == role.outputs["name"]
     assert each_stack_run.one(LAUNCH_TEMPLATE).inputs["iamInstanceProfile"] == {
@@ -500,7 +499,7 @@ def test_nat_gateways_none_is_not_a_value_since_instances_could_not_install_the_
     )
 
 
-def test_a_stack_with_a_domain_has_its_instances_answer_that_name_and_the_albs_only(
+def test_instances_answer_exactly_the_names_the_alb_forwards(
     shipped_run,
 ):
     prod, dev = shipped_run("prod"), shipped_run("dev")
@@ -510,5 +509,6 @@ def test_a_stack_with_a_domain_has_its_instances_answer_that_name_and_the_albs_o
         f"TRUSTED_HOSTS=app.example.com,{alb_dns_name},127.0.0.1,localhost"
         in user_data_of(prod).splitlines()
     )
-    # Without a domain, any name may be pointed at the ALB: not restricted (README Security)
-    assert "TRUSTED_HOSTS=" not in user_data_of(dev)
+    # Without a domain, the names the ALB forwards: its own (and hostNames), nothing else.
+    dev_alb = dev.one("aws:lb/loadBalancer:LoadBalancer").outputs["dnsName"]
+    assert f"TRUSTED_HOSTS={dev_alb},127.0.0.1,localhost" in user_data_of(dev).splitlines()

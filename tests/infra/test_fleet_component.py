@@ -56,6 +56,8 @@ def fleet_args() -> FleetArgs:
         target_group_arn="arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/app/0123",
         target_group_arn_suffix="targetgroup/app/0123",
         load_balancer_arn_suffix="app/alb/4567",
+        metrics_namespace="pyscale/unit",
+        key_arn=None,
         release=ReleaseObject(
             bucket_name="releases-bucket",
             object_key="releases/" + "a" * 64 + ".tar",

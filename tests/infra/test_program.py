@@ -10,7 +10,9 @@ import pytest
 from app.contract import DEFAULT_PORT, GRACEFUL_TIMEOUT_SECONDS, HEALTH_PATH
 from infra.settings import CACHE_PORT, KEYS_BY_NAME
 from pyscale.offline import ProgramError, ProgramRun, is_secret, run_stack
-from pyscale.stacks import engine_config
+from pyscale.stacks import engine_config, stack_names
+
+STACKS = stack_names()
 
 SUBNET = "aws:ec2/subnet:Subnet"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -118,24 +120,44 @@ def test_no_input_holds_the_string_none(each_stack_run):
             )
 
 
-def test_auth_token_is_secret_in_every_input_and_in_no_output(each_stack_run):
-    token = each_stack_run.one(RANDOM_PASSWORD).outputs["result"]
+def _secret_uses(run, password: str) -> int:
+    """How many inputs carry ``password`` as a secret; fails if one carries it in plain."""
     secret_values = []
-    for resource in each_stack_run.resources:
+    for resource in run.resources:
         for path, value in _walk(resource.inputs):
             if is_secret(value):
                 secret_values.append(value["value"])
             elif isinstance(value, str):
-                assert token not in value, f"token in plain input {resource.name}{path}"
+                assert password not in value, f"password in plain input {resource.name}{path}"
         for _, value in _walk(resource.registered_outputs):
-            assert not (isinstance(value, str) and token in value)
-    assert secret_values.count(token) == 2  # ElastiCache's authToken and the secret version
-    assert token not in repr(each_stack_run.stack_outputs)
+            assert not (isinstance(value, str) and password in value)
+    assert password not in repr(run.stack_outputs)
+    return sum(password in repr(value) for value in secret_values)
 
 
-def test_cache_secret_arn_is_what_the_stack_exports(each_stack_run):
-    secret = each_stack_run.one("aws:secretsmanager/secret:Secret")
-    assert each_stack_run.stack_outputs["cacheAuthSecretArn"] == secret.id
+@pytest.fixture(params=STACKS)
+def auth_token_run(request):
+    return run_stack(request.param, {"cacheAuth": "auth-token"})
+
+
+def test_auth_token_is_secret_in_every_input_and_in_no_output(auth_token_run):
+    token = auth_token_run.one(RANDOM_PASSWORD).outputs["result"]
+    # ElastiCache's authToken and the secret version
+    assert _secret_uses(auth_token_run, token) == 2
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_with_iam_auth_the_only_password_is_the_disabled_default_users_and_secret(stack):
+    run = run_stack(stack, {"cacheAuth": "iam"})
+    (password,) = run.of_type(RANDOM_PASSWORD)
+
+    assert password.name.endswith("-default-user")
+    assert _secret_uses(run, password.outputs["result"]) == 1
+
+
+def test_cache_secret_arn_is_what_the_stack_exports(auth_token_run):
+    secret = auth_token_run.one("aws:secretsmanager/secret:Secret")
+    assert auth_token_run.stack_outputs["cacheAuthSecretArn"] == secret.id
 
 
 def test_stack_outputs_name_the_entry_points(each_stack_run):
@@ -326,7 +348,7 @@ def test_adopting_an_existing_vpc_creates_no_network():
 def test_redis_engine_without_auth_or_tls_is_possible_on_request():
     run = run_stack(
         "dev",
-        {"cacheEngine": "redis", "cacheAuthToken": False, "cacheTransitEncryption": False},
+        {"cacheEngine": "redis", "cacheAuth": "none", "cacheTransitEncryption": False},
     )
     group = run.one(REPLICATION_GROUP).inputs
 
@@ -354,7 +376,7 @@ def test_prod_access_logs_expire_with_the_stacks_log_retention(shipped_run):
         for r in run.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
         if r.name == "pyscale-prod-access-logs"
     )
-    (rule,) = lifecycle.inputs["rules"]
+    rule = next(r for r in lifecycle.inputs["rules"] if r["id"] == "expire-access-logs")
     access_log_bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if "access" in r.name)
 
     assert lifecycle.inputs["bucket"] == access_log_bucket.id
@@ -401,7 +423,9 @@ def test_access_logs_in_a_newer_region_use_the_log_delivery_service_without_an_e
 def test_tls_mode_is_stated_required_where_the_engine_has_the_setting(engine, version, mode):
     """GIVEN TLS on WHEN the engine has the transit-encryption-mode setting THEN it says
     "required"; on Redis 6.x it is left to the default of a TLS-created group."""
-    group = run_stack("dev", {"cacheEngine": engine, "cacheEngineVersion": version}).one(
+    # Redis 6 has no IAM authentication: an AUTH token, as before.
+    auth = {"cacheAuth": "auth-token"} if version.startswith("6.") else {}
+    group = run_stack("dev", {"cacheEngine": engine, "cacheEngineVersion": version, **auth}).one(
         REPLICATION_GROUP
     )
 

@@ -153,7 +153,8 @@ def test_the_release_bucket_is_private_versioned_encrypted_and_tls_only(each_sta
     policy = parts["BucketPolicy"].inputs["policy"]
 
     assert parts["BucketVersioning"].inputs["versioningConfiguration"]["status"] == "Enabled"
-    assert sse["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    # SSE-S3, or SSE-KMS with the stack key where customerManagedKey is on (prod).
+    assert sse["applyServerSideEncryptionByDefault"]["sseAlgorithm"] in ("AES256", "aws:kms")
     assert all(
         parts["BucketPublicAccessBlock"].inputs[key] is True
         for key in (

@@ -45,9 +45,11 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
             "cacheReplicas": 1,
         },
     ),
+    # IAM cache authentication: the RBAC users and their group, no AUTH token.
+    "dev-iam": ("dev", {"cacheAuth": "iam"}),
     "dev-redis-no-auth": (
         "dev",
-        {"cacheEngine": "redis", "cacheAuthToken": False, "cacheTransitEncryption": False},
+        {"cacheEngine": "redis", "cacheAuth": "none", "cacheTransitEncryption": False},
     ),
     "dev-https-domain": ("dev", {"domainName": "app.example.org", "hostedZoneId": "Z0123ABC"}),
     "dev-https-certificate": (

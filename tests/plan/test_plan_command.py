@@ -91,6 +91,7 @@ def test_no_secret_value_reaches_the_plan(plan_json) -> None:
     run = run_stack("dev")
     password = run.one("random:index/randomPassword:RandomPassword").outputs["result"]
     assert password not in json.dumps(plan_json("dev"))
+    assert plan_json("dev")["key_settings"]["cache"]["auth"] == "auth-token"
     assert plan_json("dev")["key_settings"]["cache"]["auth_token"] is True
 
 

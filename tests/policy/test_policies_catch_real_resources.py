@@ -39,6 +39,13 @@ AUTOSCALING_GROUP = "aws:autoscaling/group:Group"
 SUBNET = "aws:ec2/subnet:Subnet"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 VPC = "aws:ec2/vpc:Vpc"
+TOPIC = "aws:sns/topic:Topic"
+KMS_KEY = "aws:kms/key:Key"
+DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 REMOVE = object()  # the flip deletes the key
 
 
@@ -137,6 +144,8 @@ MANDATORY_FLIPS = cases(
         "transit_encryption_enabled",
     ),
     ("cache-tls-and-auth", REPLICATION_GROUP, ("authToken",), ..., REMOVE, "auth_token"),
+    ("alarm-topics-encrypted", TOPIC, ("kmsMasterKeyId",), ..., "alias/aws/sns", "aws/sns"),
+    ("kms-keys-rotated", KMS_KEY, ("enableKeyRotation",), True, False, "enable_key_rotation"),
     (
         "imdsv2-required",
         LAUNCH_TEMPLATE,
@@ -324,3 +333,82 @@ def test_the_real_prod_fleet_in_one_zone_is_rejected():
     violations = flip("prod", index, ("vpcZoneIdentifiers",), subnets, subnets[:1])
     assert reported(violations) == [("prod-fleet-spans-zones", name_of("prod", index))]
     assert "spans 1 zones" in violations[0].message
+
+
+# ---------------------------------------------------------------------------------------------
+# The security review's stack-wide rules, on the real program's resources
+# ---------------------------------------------------------------------------------------------
+def without(stack: str, type_: str, where: Callable[[WireResource], bool] = lambda r: True):
+    resources, _ = real_run(stack)
+    return [r for r in resources if not (r.type == type_ and where(r))]
+
+
+@pytest.mark.parametrize("stack", EC2_STACKS)
+def test_a_vpc_whose_default_group_the_program_stopped_managing_is_reported(stack):
+    violations = judge(stack, without(stack, DEFAULT_SG))
+    vpc = real_run(stack)[0][the_one(stack, VPC)].name
+    assert reported(violations) == [("default-security-group-closed", vpc)]
+
+
+@pytest.mark.parametrize("stack", EC2_STACKS)
+def test_the_real_default_group_given_a_rule_is_reported(stack):
+    index = the_one(stack, DEFAULT_SG)
+    resources, _ = real_run(stack)
+    original = resources[index]
+    inputs = {**original.inputs, "ingress": [{"protocol": "-1", "self": True}]}
+    changed = list(resources)
+    changed[index] = WireResource(
+        original.type, original.name, inputs, original.outputs, original.parent, original.urn
+    )
+    assert reported(judge(stack, changed)) == [("default-security-group-closed", original.name)]
+
+
+@pytest.mark.parametrize("stack", EC2_STACKS)
+def test_a_bucket_whose_abort_rule_is_gone_is_reported(stack):
+    resources, _ = real_run(stack)
+    changed = []
+    for resource in resources:
+        if resource.type == LIFECYCLE and "release" in resource.name:
+            rules = [
+                r for r in resource.inputs["rules"] if "abortIncompleteMultipartUpload" not in r
+            ]
+            resource = WireResource(
+                resource.type, resource.name, {**resource.inputs, "rules": rules},
+                resource.outputs, resource.parent, resource.urn,
+            )  # fmt: skip
+        changed.append(resource)
+    bucket = next(
+        r.name for r in resources if r.type == "aws:s3/bucket:Bucket" and "release" in r.name
+    )
+    assert reported(judge(stack, changed)) == [("buckets-abort-incomplete-uploads", bucket)]
+
+
+def test_the_prod_web_acl_without_its_logging_is_reported():
+    violations = judge("prod", without("prod", WAF_LOGGING))
+    acl = real_run("prod")[0][the_one("prod", "aws:wafv2/webAcl:WebAcl")].name
+    assert reported(violations) == [("waf-logs-requests", acl)]
+
+
+def test_prod_without_flow_logs_is_reported():
+    violations = judge("prod", without("prod", FLOW_LOG))
+    vpc = real_run("prod")[0][the_one("prod", VPC)].name
+    assert reported(violations) == [("prod-vpc-flow-logs", vpc)]
+
+
+def test_a_prod_log_group_under_an_aws_managed_key_is_reported():
+    index = the_one("prod", LOG_GROUP, lambda r: r.inputs.get("name", "").endswith("/app"))
+    resources, _ = real_run("prod")
+    key_arn = resources[index].inputs["kmsKeyId"]
+    violations = flip("prod", index, ("kmsKeyId",), key_arn, REMOVE)
+    assert reported(violations) == [("prod-customer-managed-key", name_of("prod", index))]
+
+
+def test_the_prod_access_log_bucket_stays_sse_s3_without_a_violation():
+    resources, _ = real_run("prod")
+    sse = [r for r in resources if r.type.endswith("BucketServerSideEncryptionConfiguration")]
+    algorithms = {
+        r.name: r.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"]
+        for r in sse
+    }
+    assert sorted(algorithms.values()) == ["AES256", "aws:kms"]
+    assert reported(judge("prod", resources)) == []

@@ -69,6 +69,8 @@ def test_production_policies_ship_disabled_so_only_a_stack_config_enables_them()
         "prod-fleet-spans-zones",
         "prod-cache-snapshots",
         "prod-eks-all-control-plane-logs",
+        "prod-vpc-flow-logs",
+        "prod-customer-managed-key",
     }
     assert all(p.enforcement_level == EnforcementLevel.DISABLED for p in production)
 
@@ -128,7 +130,7 @@ def test_standalone_cache_cluster_is_rejected_in_favour_of_a_replication_group()
     [
         ({"transitEncryptionEnabled": False}, "transit_encryption_enabled=True"),
         ({"transitEncryptionMode": "preferred"}, 'transit_encryption_mode="required"'),
-        ({"authToken": None}, "auth_token"),
+        ({"userGroupIds": None}, "auth_token"),
     ],
     ids=["no-tls", "tls-preferred", "no-auth"],
 )
@@ -136,12 +138,6 @@ def test_cache_must_require_tls_and_auth(changes, expected):
     stack = good_stack()
     replace_inputs(stack, "web-cache", **changes)
     assert expected in only(run(stack), "cache-tls-and-auth").message
-
-
-def test_cache_with_rbac_user_groups_instead_of_a_token_has_auth():
-    stack = good_stack()
-    replace_inputs(stack, "web-cache", authToken=None, userGroupIds=["app-users"])
-    assert run(stack) == []
 
 
 @pytest.mark.parametrize("tokens", ["optional", None])
@@ -408,3 +404,102 @@ def test_a_value_unknown_during_preview_surfaces_as_the_engines_unknown_error():
     with pytest.raises(UnknownValueError):
         policy.validate(args, lambda message, urn=None: reported.append(message))
     assert reported == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The security review's rules (issue 12)
+# ---------------------------------------------------------------------------------------------
+def test_an_unmanaged_default_security_group_is_rejected():
+    stack = good_stack()
+    del stack["web-default-sg"]
+    assert "ec2.DefaultSecurityGroup" in only(run(stack), "default-security-group-closed").message
+
+
+def test_a_default_security_group_with_rules_is_rejected():
+    stack = good_stack()
+    replace_inputs(
+        stack, "web-default-sg", egress=[{"protocol": "-1", "cidrBlocks": ["0.0.0.0/0"]}]
+    )
+    assert "has 1 rule(s)" in only(run(stack), "default-security-group-closed").message
+
+
+@pytest.mark.parametrize("key", [None, "alias/aws/sns"])
+def test_an_alarm_topic_without_a_customer_key_is_rejected(key):
+    stack = good_stack()
+    replace_inputs(stack, "web-alarms", kmsMasterKeyId=key)
+    assert "cloudwatch.amazonaws.com" in only(run(stack), "alarm-topics-encrypted").message
+
+
+def test_a_key_without_rotation_is_rejected_but_an_asymmetric_one_is_not_asked():
+    stack = good_stack()
+    replace_inputs(stack, "web-key", enableKeyRotation=False)
+    assert "enable_key_rotation" in only(run(stack), "kms-keys-rotated").message
+    replace_inputs(stack, "web-key", customerMasterKeySpec="RSA_2048")
+    assert run(stack) == []
+
+
+def test_an_aws_managed_policy_on_a_role_is_rejected():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+            "web-ssm",
+            {
+                "role": "web-role",
+                "policyArn": "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+            },
+        ),
+    )
+    message = only(run(stack), "no-aws-managed-policies-on-roles").message
+    assert "AmazonSSMManagedInstanceCore" in message
+
+
+def test_an_abort_rule_for_one_prefix_only_does_not_cover_the_bucket():
+    stack = good_stack()
+    prefixed = {
+        "id": "old-releases",
+        "status": "Enabled",
+        "filter": {"prefix": "releases/"},
+        "abortIncompleteMultipartUpload": {"daysAfterInitiation": 1.0},
+    }
+    replace_inputs(stack, "web-release-lifecycle", rules=[prefixed])
+    assert "empty prefix" in only(run(stack), "buckets-abort-incomplete-uploads").message
+
+
+def test_a_bucket_without_any_lifecycle_is_rejected():
+    stack = good_stack()
+    del stack["web-release-lifecycle"]
+    violation = only(run(stack), "buckets-abort-incomplete-uploads")
+    assert violation.resource == "web-release"
+
+
+def test_waf_logging_to_a_destination_without_the_prefix_is_rejected():
+    stack = good_stack()
+    group = stack["web-waf-log-group"]
+    stack[group.name] = resource(
+        group.type, group.name, {**group.inputs, "name": "web-waf"}, **dict(group.outputs)
+    )
+    assert "aws-waf-logs-" in only(run(stack), "waf-logs-requests").message
+
+
+def test_a_web_acl_without_logging_is_rejected():
+    stack = good_stack()
+    del stack["web-waf-logging"]
+    assert only(run(stack), "waf-logs-requests").resource == "web-waf"
+
+
+def test_production_wants_flow_logs_the_stack_key_and_iam_cache_auth():
+    stack = good_stack()
+    del stack["web-flow-logs"]
+    assert only(run(stack), "prod-vpc-flow-logs").resource == "web-vpc"
+    stack = good_stack()
+    replace_inputs(stack, "web-waf-log-group", kmsKeyId=None)
+    assert only(run(stack), "prod-customer-managed-key").resource == "web-waf-log-group"
+    stack = good_stack()
+    replace_inputs(
+        stack,
+        "web-release-sse",
+        rules=[{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "AES256"}}],
+    )
+    assert only(run(stack), "prod-customer-managed-key").resource == "web-release-sse"

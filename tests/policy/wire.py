@@ -180,9 +180,10 @@ def good_stack() -> dict[str, WireResource]:
                 "numNodeGroups": 2.0,
                 "replicasPerNodeGroup": 1.0,
                 "atRestEncryptionEnabled": True,
+                "kmsKeyId": KEY_ARN,
                 "transitEncryptionEnabled": True,
-                "authToken": secret("s3cr3t-token-with-enough-length"),
-                "authTokenUpdateStrategy": "ROTATE",
+                "userGroupIds": ["web-users"],
+                "authTokenUpdateStrategy": "DELETE",
                 "multiAzEnabled": True,
                 "automaticFailoverEnabled": True,
                 "snapshotRetentionLimit": 7.0,
@@ -190,8 +191,88 @@ def good_stack() -> dict[str, WireResource]:
                 "tags": TAGS,
             },
         ),
+        *_security_resources(),
     ]
-    return copy.deepcopy({r.name: r for r in resources})
+    by_name = {r.name: r for r in resources}
+    duplicates = sorted({r.name for r in resources if sum(x.name == r.name for x in resources) > 1})
+    assert not duplicates, f"resource names must be unique: {duplicates}"
+    return copy.deepcopy(by_name)
+
+
+KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+
+
+def _security_resources() -> list[WireResource]:
+    """The review's baseline (issue 12): the VPC's default group closed, flow logs, the
+    stack key, an encrypted alarm topic, buckets that abort abandoned uploads, WAF logs."""
+    whole_bucket_abort = {
+        "id": "abort-incomplete-multipart-uploads",
+        "status": "Enabled",
+        "filter": {"prefix": ""},
+        "abortIncompleteMultipartUpload": {"daysAfterInitiation": 7.0},
+    }
+    waf_logs_arn = "arn:aws:logs:eu-west-1:123456789012:log-group:aws-waf-logs-web"
+    return [
+        resource(DEFAULT_SG, "web-default-sg", {"vpcId": "web-vpc-id", "tags": TAGS}),
+        resource(
+            "aws:ec2/flowLog:FlowLog",
+            "web-flow-logs",
+            {"vpcId": "web-vpc-id", "trafficType": "ALL", "tags": TAGS},
+        ),
+        resource(
+            "aws:kms/key:Key",
+            "web-key",
+            {"enableKeyRotation": True, "tags": TAGS},
+            arn=KEY_ARN,
+        ),
+        resource("aws:sns/topic:Topic", "web-alarms", {"kmsMasterKeyId": KEY_ARN, "tags": TAGS}),
+        resource("aws:s3/bucket:Bucket", "web-release", {"tags": TAGS}),
+        resource(
+            LIFECYCLE,
+            "web-release-lifecycle",
+            {"bucket": "web-release-id", "rules": [whole_bucket_abort]},
+        ),
+        resource(
+            SSE,
+            "web-release-sse",
+            {
+                "bucket": "web-release-id",
+                "rules": [
+                    {
+                        "applyServerSideEncryptionByDefault": {
+                            "sseAlgorithm": "aws:kms",
+                            "kmsMasterKeyId": KEY_ARN,
+                        }
+                    }
+                ],
+            },
+        ),
+        resource(
+            "aws:wafv2/webAcl:WebAcl",
+            "web-waf",
+            {"scope": "REGIONAL", "tags": TAGS},
+            arn="arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/web/1",
+        ),
+        resource(
+            "aws:cloudwatch/logGroup:LogGroup",
+            "web-waf-log-group",
+            {"name": "aws-waf-logs-web", "kmsKeyId": KEY_ARN, "tags": TAGS},
+            arn=waf_logs_arn,
+        ),
+        resource(
+            "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration",
+            "web-waf-logging",
+            {
+                "resourceArn": "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/web/1",
+                "logDestinationConfigs": [waf_logs_arn],
+            },
+        ),
+    ]
+
+
+DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
+SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 
 
 def replace_inputs(stack: dict[str, WireResource], name: str, **changes: Any) -> None:
