@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from flask import Request
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, Summary
 from werkzeug.routing import Rule
 
 from app.logs import REQUEST_ID_HEADER, request_id_from
@@ -34,7 +34,7 @@ class RequestMiddleware:
         self.wsgi_app = wsgi_app
         self.metrics = metrics
         # prometheus_client's labels() costs microseconds per call; keep the children.
-        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram, Summary]] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -64,7 +64,9 @@ class RequestMiddleware:
         summary.observe(elapsed)
         return body
 
-    def _series(self, endpoint: str, method: str, status: str) -> tuple[Counter, Histogram]:
+    def _series(
+        self, endpoint: str, method: str, status: str
+    ) -> tuple[Counter, Histogram, Summary]:
         key = (endpoint, method, status)
         series = self._children.get(key)
         if series is None:

@@ -141,9 +141,9 @@ class Cache(pulumi.ComponentResource):
         # ROTATE with a token; DELETE with the user group (the move from AUTH to RBAC);
         # none without authentication (the provider refuses a strategy without a token
         # unless it is DELETE).
-        token_strategy = "ROTATE" if token is not None else None
+        auth_update_strategy = "ROTATE" if token is not None else None
         if user_group is not None:
-            token_strategy = "DELETE"
+            auth_update_strategy = "DELETE"
 
         # Shards x replicas with cluster mode, else one primary and its replicas (an input
         # left None is not sent at all).
@@ -174,7 +174,7 @@ class Cache(pulumi.ComponentResource):
             # are applied immediately regardless).
             apply_immediately=cache.apply_immediately,
             auth_token=token,
-            auth_token_update_strategy=token_strategy,
+            auth_token_update_strategy=auth_update_strategy,
             user_group_ids=[user_group.user_group_id] if user_group is not None else None,
             snapshot_retention_limit=cache.snapshot_retention_days,
             snapshot_window=cache.snapshot_window if cache.snapshot_retention_days else None,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -82,7 +83,7 @@ class StackKey(pulumi.ComponentResource):
         self.register_outputs({"keyArn": self.key_arn})
 
     @staticmethod
-    def _policy(name: str, args: StackKeyArgs) -> dict:
+    def _policy(name: str, args: StackKeyArgs) -> dict[str, Any]:
         arn = f"arn:{partition_of(args.region)}"
         log_groups = [
             f"{arn}:logs:{args.region}:{args.account_id}:log-group:{pattern}"

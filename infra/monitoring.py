@@ -31,7 +31,7 @@ could not publish at all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,9 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.settings import CacheSettings, CacheTopology, FleetSettings, MonitoringSettings
+
+# The dashboard's widget builder: (title, metrics, x, y) -> one metric widget.
+Widget = Callable[[str, list[list[Any]], int, int], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -516,13 +519,13 @@ class Monitoring(pulumi.ComponentResource):
         ]
         return pulumi.Output.json_dumps({"widgets": widgets})
 
-    def _app_widgets(self, widget, y: int) -> list[dict]:
+    def _app_widgets(self, widget: Widget, y: int) -> list[dict[str, Any]]:
         """The app's own view: hit ratio over every lookup (near cache and Redis), and the
         average time per request of each endpoint (the summary's sum over its count)."""
         args = self._args
         ns, stack = args.metrics_namespace, args.metrics_stack
 
-        def app_metric(metric_id: str, name: str, *dimensions: str) -> list:
+        def app_metric(metric_id: str, name: str, *dimensions: str) -> list[Any]:
             return [ns, name, "stack", stack, *dimensions, {"id": metric_id, "visible": False}]
 
         hit_ratio = [
@@ -530,7 +533,7 @@ class Monitoring(pulumi.ComponentResource):
             app_metric("misses", "pyscale_cache_misses_total"),
             [{"expression": "100 * hits / (hits + misses)", "label": "hit ratio %", "id": "ratio"}],
         ]
-        latency: list = []
+        latency: list[list[Any]] = []
         for index, endpoint in enumerate(args.endpoints):
             latency += [
                 app_metric(f"sum{index}", "pyscale_http_request_seconds_sum", "endpoint", endpoint),
