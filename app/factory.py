@@ -70,6 +70,18 @@ def _redis_client_factory(settings: Settings) -> Callable[[], RedisClient] | Non
     redis_settings = settings.redis
     if redis_settings is None:
         return None
+    if redis_settings.iam is not None:
+        # Imported here: botocore is loaded only by apps that sign IAM tokens.
+        from app.elasticache_iam import ElastiCacheIamCredentialProvider
+
+        # One provider per process: it caches its token, and every connection of the pool
+        # (every node's, in cluster mode) asks it when it opens.
+        iam = ElastiCacheIamCredentialProvider(
+            user_id=redis_settings.iam.user_id,
+            replication_group_id=redis_settings.iam.replication_group_id,
+            region=redis_settings.iam.region,
+        )
+        return lambda: build_client(redis_settings, credential_provider=iam)
     password = None
     if redis_settings.auth_secret_arn:
         # Once per process tree: gunicorn.conf.py already fetched it in the master.

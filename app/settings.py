@@ -44,6 +44,11 @@ _SECRET_ARN_PATTERN: Final = re.compile(
     r"^arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:[A-Za-z0-9/_+=.@-]+$"
 )
 _REGION_PATTERN: Final = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+# ElastiCache's own rules: a user id begins with a letter, then letters, digits and hyphens
+# (CreateUser API); a replication group id is 1-40 of those, with no "--" and no trailing
+# hyphen (terraform-provider-aws validateReplicationGroupID).
+_CACHE_USER_ID: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
+_REPLICATION_GROUP_ID: Final = re.compile(r"[A-Za-z](?!.*--)[A-Za-z0-9-]{0,38}(?<!-)")
 _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # A host name or IPv4 address; a leading dot admits its subdomains (Flask's TRUSTED_HOSTS).
 _HOST_NAME: Final = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
@@ -77,6 +82,16 @@ class RedisSettings:
     auth_secret_arn: str | None
     tls_ca_file: str | None
     timeout_seconds: float
+    iam: IamAuth | None = None
+
+
+@dataclass(frozen=True)
+class IamAuth:
+    """ElastiCache IAM authentication: whom the app's SigV4 tokens name (app/elasticache_iam.py)."""
+
+    user_id: str
+    replication_group_id: str
+    region: str
 
 
 @dataclass(frozen=True)
@@ -262,14 +277,35 @@ class AppEnvironment(BaseSettings):
     )
     """Secret holding the AUTH token (plain, or JSON with auth_token, token or password),
     fetched once by the gunicorn master. Exclusive with a password in REDIS_URL."""
+    redis_iam_user: str | None = variable(
+        Env.REDIS_IAM_USER,
+        None,
+        REDIS,
+        allowed="an ElastiCache user id (a letter, then letters, digits and hyphens)",
+    )
+    """ElastiCache IAM authentication: the user the app connects as, with a 15-minute SigV4
+    token of its AWS credentials (the instance role or the pod's) for each new connection
+    instead of a password. Needs a rediss:// REDIS_URL, REDIS_IAM_REPLICATION_GROUP and
+    AWS_REGION; exclusive with REDIS_AUTH_SECRET_ARN and a password in REDIS_URL."""
+    redis_iam_replication_group: str | None = variable(
+        Env.REDIS_IAM_REPLICATION_GROUP,
+        None,
+        REDIS,
+        allowed="an ElastiCache replication group id (1-40 letters, digits and hyphens)",
+        validate_default=True,
+    )
+    """ElastiCache IAM authentication: the replication group the tokens are signed for
+    (with REDIS_IAM_USER, and only with it)."""
     aws_region: str | None = variable(
         Env.AWS_REGION,
         None,
         REDIS,
         allowed="an AWS region, e.g. eu-west-1",
         shown="the secret ARN's region",
+        validate_default=True,
     )
-    """Region of the Secrets Manager client (checked only where one is used)."""
+    """Region of the Secrets Manager client and of IAM tokens (checked only where used;
+    required with REDIS_IAM_USER)."""
     redis_tls_ca_file: str | None = variable(
         Env.REDIS_TLS_CA_FILE, None, REDIS, allowed="a PEM CA bundle", shown="the system CAs"
     )
@@ -423,15 +459,64 @@ class AppEnvironment(BaseSettings):
             )
         return arn
 
+    @field_validator("redis_iam_user")
+    @classmethod
+    def _iam_user(cls, user: str | None, info: ValidationInfo) -> str | None:
+        if user is None:
+            return None
+        if not _CACHE_USER_ID.fullmatch(user):
+            raise ValueError(user)
+        url = _valid_redis_url(info)
+        if url is None:
+            raise _worded(f"{Env.REDIS_IAM_USER} is set but {Env.REDIS_URL} is not")
+        if url is False:
+            return user
+        parts = _split(url)
+        if not url.startswith("rediss://"):
+            # ElastiCache takes IAM tokens over TLS only (and they are bearer credentials).
+            raise _worded(f"{Env.REDIS_IAM_USER} needs a rediss:// {Env.REDIS_URL} (TLS)")
+        if parts is not None and parts.password:
+            raise _worded(
+                f"{Env.REDIS_IAM_USER} and a password in {Env.REDIS_URL} are exclusive: use one"
+            )
+        if info.data.get("redis_auth_secret_arn"):
+            raise _worded(
+                f"{Env.REDIS_IAM_USER} and {Env.REDIS_AUTH_SECRET_ARN} are exclusive: use one"
+            )
+        return user
+
+    @field_validator("redis_iam_replication_group")
+    @classmethod
+    def _iam_replication_group(cls, group: str | None, info: ValidationInfo) -> str | None:
+        if group is not None and not _REPLICATION_GROUP_ID.fullmatch(group):
+            raise ValueError(group)
+        if "redis_iam_user" not in info.data:
+            return group  # REDIS_IAM_USER is invalid: its own problem is reported
+        user = info.data["redis_iam_user"]
+        if user is not None and group is None:
+            raise _worded(f"{Env.REDIS_IAM_USER} needs {Env.REDIS_IAM_REPLICATION_GROUP}")
+        if group is not None and user is None:
+            raise _worded(f"{Env.REDIS_IAM_REPLICATION_GROUP} needs {Env.REDIS_IAM_USER}")
+        return group
+
     @field_validator("aws_region")
     @classmethod
-    def _region_where_secrets_manager_uses_it(
+    def _region_where_aws_clients_use_it(
         cls, region: str | None, info: ValidationInfo
     ) -> str | None:
-        # Only checked where it is used (the Secrets Manager client): boto3's own error for
-        # a malformed region is far from the variable; elsewhere any value is left alone.
+        # Only checked where it is used (Secrets Manager, IAM token signing): boto3's own
+        # error for a malformed region is far from the variable; elsewhere any value is left
+        # alone. IAM tokens have no ARN to take a region from.
         uses_secret = _valid_redis_url(info) and info.data.get("redis_auth_secret_arn")
-        if region is not None and uses_secret and not _REGION_PATTERN.match(region):
+        uses_iam = _valid_redis_url(info) and info.data.get("redis_iam_user")
+        if region is None:
+            if uses_iam:
+                raise _worded(
+                    f"{Env.AWS_REGION} is needed with {Env.REDIS_IAM_USER}: the region IAM "
+                    "tokens are signed for"
+                )
+            return None
+        if (uses_secret or uses_iam) and not _REGION_PATTERN.match(region):
             raise ValueError(region)
         return region
 
@@ -479,6 +564,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def _settings(env: AppEnvironment) -> Settings:
     redis = None
     if env.redis_url is not None:
+        iam = None
+        if env.redis_iam_user and env.redis_iam_replication_group and env.aws_region:
+            iam = IamAuth(env.redis_iam_user, env.redis_iam_replication_group, env.aws_region)
         redis = RedisSettings(
             url=env.redis_url,
             cluster=env.redis_cluster,
@@ -486,6 +574,7 @@ def _settings(env: AppEnvironment) -> Settings:
             auth_secret_arn=env.redis_auth_secret_arn,
             tls_ca_file=env.redis_tls_ca_file,
             timeout_seconds=env.redis_timeout_seconds,
+            iam=iam,
         )
     aws_region = env.aws_region
     if aws_region is None and redis is not None and redis.auth_secret_arn:

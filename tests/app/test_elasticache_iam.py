@@ -22,6 +22,7 @@ from botocore.model import ServiceId
 from botocore.signers import RequestSigner
 from redis.cluster import RedisCluster
 
+from app.contract import Env
 from app.elasticache_iam import (
     REFRESH_MARGIN_SECONDS,
     TOKEN_LIFETIME_SECONDS,
@@ -30,7 +31,8 @@ from app.elasticache_iam import (
 )
 from app.redis_client import build_client
 from app.settings import RedisSettings
-from tests.support.servers import RedisServer, start_redis_cluster
+from tests.app.conftest import build_app
+from tests.support.servers import RedisServer, start_redis_cluster, start_tls_redis
 
 USER = "pyscale-prod-app"
 GROUP = "pyscale-prod-cache"
@@ -145,9 +147,10 @@ def test_without_credentials_the_provider_says_where_they_should_come_from(monke
 
 # -- the token reaching AUTH on real servers ----------------------------------------------
 def admin(server: RedisServer) -> redis.Redis:
+    tls = {"ssl": True, "ssl_ca_certs": str(server.tls.ca_file)} if server.tls else {}
     return redis.Redis(
         host="127.0.0.1", port=server.port, username="admin", password=ADMIN_PASSWORD,
-        socket_timeout=5,
+        socket_timeout=5, **tls,
     )  # fmt: skip
 
 
@@ -256,3 +259,52 @@ def test_every_cluster_node_connection_authenticates_with_the_token_and_refreshe
 
     assert [client.get(key) for key in keys] == [key.encode() for key in keys]
     assert all(USER in node_users(node) for node in locked_cluster)
+
+
+# -- the app, configured by its environment as the boot script configures it --------------
+@pytest.fixture
+def locked_tls_redis(tmp_path) -> Iterator[RedisServer]:
+    """TLS only, as ElastiCache takes IAM tokens; no way in without a user's password."""
+    server = start_tls_redis(tmp_path / "redis-tls")
+    lock_down(server)
+    yield server
+    server.stop()
+
+
+def test_the_app_configured_for_iam_connects_as_its_user_with_its_own_signed_token(
+    locked_tls_redis, monkeypatch
+):
+    # The default credential chain finds these first (no instance metadata is asked).
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", CREDENTIALS.access_key),
+        ("AWS_SECRET_ACCESS_KEY", CREDENTIALS.secret_key),
+        ("AWS_SESSION_TOKEN", CREDENTIALS.token),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ):
+        monkeypatch.setenv(name, value)
+    app = build_app(
+        {
+            Env.REDIS_URL: f"rediss://127.0.0.1:{locked_tls_redis.port}",
+            Env.REDIS_TLS_CA_FILE: str(locked_tls_redis.tls.ca_file),
+            Env.REDIS_IAM_USER: USER,
+            Env.REDIS_IAM_REPLICATION_GROUP: GROUP,
+            Env.AWS_REGION: REGION,
+        }
+    )
+    pool = app.extensions["pyscale"].cache._redis().connection_pool
+    iam = pool.connection_kwargs["credential_provider"]
+    # The server accepts exactly the token this provider signs now for this user and group.
+    user, token = iam.get_credentials()
+    assert (user, iam.replication_group_id, iam.region) == (USER, GROUP, REGION)
+    assert token.startswith(f"{GROUP}/?Action=connect&User={USER}&X-Amz-Algorithm=AWS4-HMAC-SHA256")
+    accept_only(locked_tls_redis, token)
+
+    response = app.test_client().get("/api/report/7")
+
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "miss"  # computed and stored in Redis, not bypassed
+    with contextlib.closing(admin(locked_tls_redis)) as client:
+        assert client.keys("pyscale:*")
+        assert USER in [entry["user"] for entry in client.client_list()]

@@ -8,6 +8,12 @@ from app.contract import DEFAULT_PORT, Env
 from app.settings import AppEnvironment, SettingsError, load_settings
 
 ARN = "arn:aws:secretsmanager:us-east-2:123456789012:secret:pyscale/auth-x1Y2z3"
+IAM = {
+    "REDIS_URL": "rediss://clustercfg.pyscale-prod-redis.example:6379",
+    "REDIS_IAM_USER": "pyscale-prod-app",
+    "REDIS_IAM_REPLICATION_GROUP": "pyscale-prod-redis-0a1b2c3",
+    "AWS_REGION": "us-east-1",
+}
 
 
 def test_defaults_need_no_environment_at_all():
@@ -59,6 +65,19 @@ def test_defaults_need_no_environment_at_all():
             {"REDIS_URL": "rediss://c", "REDIS_AUTH_SECRET_ARN": ARN, "AWS_REGION": "Ireland"},
             "AWS_REGION",
         ),
+        ({**IAM, "REDIS_IAM_USER": "9-app"}, "REDIS_IAM_USER"),
+        ({**IAM, "REDIS_IAM_USER": "app_user"}, "REDIS_IAM_USER"),
+        ({**IAM, "REDIS_URL": "redis://c"}, "REDIS_IAM_USER"),
+        ({**IAM, "REDIS_URL": "rediss://:pw@c"}, "REDIS_IAM_USER"),
+        ({**IAM, "REDIS_AUTH_SECRET_ARN": ARN}, "REDIS_IAM_USER"),
+        ({k: v for k, v in IAM.items() if k != "REDIS_URL"}, "REDIS_IAM_USER"),
+        ({**IAM, "REDIS_IAM_REPLICATION_GROUP": "cache--1"}, "REDIS_IAM_REPLICATION_GROUP"),
+        ({**IAM, "REDIS_IAM_REPLICATION_GROUP": "cache-"}, "REDIS_IAM_REPLICATION_GROUP"),
+        ({**IAM, "REDIS_IAM_REPLICATION_GROUP": "c" * 41}, "REDIS_IAM_REPLICATION_GROUP"),
+        ({**IAM, "REDIS_IAM_REPLICATION_GROUP": ""}, "REDIS_IAM_USER"),
+        ({**IAM, "REDIS_IAM_USER": ""}, "REDIS_IAM_REPLICATION_GROUP"),
+        ({**IAM, "AWS_REGION": ""}, "AWS_REGION"),
+        ({**IAM, "AWS_REGION": "Virginia"}, "AWS_REGION"),
     ],
 )
 def test_an_invalid_value_is_rejected_naming_the_variable(env, named):
@@ -129,6 +148,18 @@ def test_a_redis_url_query_is_refused_at_start_rather_than_failing_every_request
     with pytest.raises(SettingsError, match="REDIS_URL: query parameters") as raised:
         app_factory("redis://127.0.0.1:6379/0?foo=bar&password=hunter2")
     assert "hunter2" not in str(raised.value)
+
+
+def test_iam_authentication_names_the_user_group_and_region_the_tokens_are_signed_for():
+    redis = load_settings(IAM).redis
+
+    assert redis is not None
+    assert redis.iam is not None
+    assert (redis.iam.user_id, redis.iam.replication_group_id, redis.iam.region) == (
+        "pyscale-prod-app", "pyscale-prod-redis-0a1b2c3", "us-east-1",
+    )  # fmt: skip
+    assert redis.auth_secret_arn is None
+    assert load_settings({"REDIS_URL": "rediss://c"}).redis.iam is None
 
 
 def test_every_contract_variable_is_declared_exactly_once():
