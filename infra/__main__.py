@@ -250,6 +250,7 @@ def eks_platform(shared: SharedAws, capacity: CapacityPlan) -> None:
             cache_port=settings.cache.port,
             target_group_arn=shared.load_balancer.target_group_arn,
             cache=shared.cache.connection,
+            key_arn=shared.stack_key.data_key_arn,
             tags=settings.tag_map,
         ),
     )

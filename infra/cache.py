@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -92,6 +93,17 @@ class IamCacheUser:
     user_arn: pulumi.Input[str]
     replication_group_id: pulumi.Input[str]
     replication_group_arn: pulumi.Input[str]
+
+    def connect_statement(self) -> dict[str, Any]:
+        """The IAM statement of whoever runs the app (the instance role, the pod's role):
+        ``elasticache:Connect`` as exactly this user to exactly this group. AWS checks both
+        ARNs on each AUTH (ElastiCache user guide, "Authenticating with IAM")."""
+        return {
+            "Sid": "ConnectToTheCacheAsTheAppUser",
+            "Effect": "Allow",
+            "Action": "elasticache:Connect",
+            "Resource": [self.replication_group_arn, self.user_arn],
+        }
 
 
 def _transit_encryption_mode(settings: CacheSettings) -> str | None:

@@ -3,10 +3,11 @@
 Every stack has the key: the alarm topic is encrypted with it everywhere, because CloudWatch
 alarms can publish to an encrypted SNS topic only under a customer managed key whose policy
 grants ``cloudwatch.amazonaws.com`` ``kms:GenerateDataKey*`` and ``kms:Decrypt`` (Amazon
-SNS developer guide, "Managing Amazon SNS encryption keys", compatibility between event
-sources from AWS services and encrypted topics); the AWS managed ``aws/sns`` key's policy
-cannot be changed. With ``customerManagedKey`` (infra/settings/encryption.py) the log
-groups, the cache at rest, its AUTH secret and the release bucket use it too.
+SNS developer guide, "Key management", enable compatibility between event sources from AWS
+services and encrypted topics); the AWS managed ``aws/sns`` key's policy cannot be changed
+(AWS KMS developer guide, "Change a key policy"). With ``customerManagedKey``
+(infra/settings/encryption.py) the log groups (the EKS control plane's included), the cache
+at rest, its AUTH secret and the release bucket use it too.
 
 The key policy:
 - the account (root) may administer and use it, so IAM policies decide who else may
@@ -30,6 +31,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.kubernetes.eks_cluster import control_plane_log_group_name
 from infra.regions import partition_of
 from infra.settings import EncryptionSettings
 
@@ -39,8 +41,14 @@ DELETION_WINDOW_DAYS = 30
 
 def log_group_patterns(name: str) -> list[str]:
     """Names of the stack's log groups (what the Logs grant covers): everything the
-    components create is named from the stack's name."""
-    return [f"/pyscale/{name}/*", f"{name}-*", f"aws-waf-logs-{name}*"]
+    components create is named from the stack's name, and the EKS cluster (platform eks)
+    is named after the stack and logs to its control-plane group."""
+    return [
+        f"/pyscale/{name}/*",
+        f"{name}-*",
+        f"aws-waf-logs-{name}*",
+        control_plane_log_group_name(name),
+    ]
 
 
 @dataclass(frozen=True)

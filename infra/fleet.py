@@ -254,13 +254,15 @@ class Fleet(pulumi.ComponentResource):
             "cloudwatch-agent-writes": self._cloudwatch_agent_statements(),
             "app-access": self._app_access_statements(),
         }
-        for label, statements in policies.items():
+        self._role_policies = [
             aws.iam.RolePolicy(
                 f"{name}-{label}",
                 role=role.id,
                 policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
                 opts=self._child,
             )
+            for label, statements in policies.items()
+        ]
         profile = aws.iam.InstanceProfile(
             f"{name}-instance-profile", role=role.name, tags=dict(args.tags), opts=self._child
         )
@@ -341,34 +343,20 @@ class Fleet(pulumi.ComponentResource):
                 }
             )
         if args.cache.iam_user is not None:
-            statements.append(
-                {
-                    "Sid": "ConnectToTheCacheAsTheAppUser",
-                    "Effect": "Allow",
-                    "Action": "elasticache:Connect",
-                    "Resource": [
-                        args.cache.iam_user.replication_group_arn,
-                        args.cache.iam_user.user_arn,
-                    ],
-                }
-            )
+            statements.append(args.cache.iam_user.connect_statement())
         if args.key_arn is not None:
+            # The release object (and the AUTH secret, where there is one) are encrypted with
+            # the stack key: reading them decrypts, through those services only.
+            via = [f"s3.{args.region}.amazonaws.com"]
+            if args.cache.auth_secret_arn is not None:
+                via.append(f"secretsmanager.{args.region}.amazonaws.com")
             statements.append(
                 {
-                    # The release object and the AUTH secret are encrypted with the stack
-                    # key: reading them decrypts, through those two services only.
                     "Sid": "DecryptTheReleaseAndSecretWithTheStackKey",
                     "Effect": "Allow",
                     "Action": "kms:Decrypt",
                     "Resource": args.key_arn,
-                    "Condition": {
-                        "StringEquals": {
-                            "kms:ViaService": [
-                                f"s3.{args.region}.amazonaws.com",
-                                f"secretsmanager.{args.region}.amazonaws.com",
-                            ]
-                        }
-                    },
+                    "Condition": {"StringEquals": {"kms:ViaService": via}},
                 }
             )
         return statements
@@ -477,12 +465,16 @@ class Fleet(pulumi.ComponentResource):
                 ),
             ],
             tags=dict(args.tags),
-            # An instance launched from this template reads the cache token at boot.
+            # An instance launched from this template reads the release and the cache token
+            # (or signs IAM tokens for the cache) with its role at boot: the token's value and
+            # the role's policies exist first (IAM may take seconds more to apply a new
+            # policy; nothing here waits for that).
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[args.cache.auth_secret_value]
-                if args.cache.auth_secret_value is not None
-                else [],
+                depends_on=[
+                    *self._role_policies,
+                    *([args.cache.auth_secret_value] if args.cache.auth_secret_value else []),
+                ],
             ),
         )
 

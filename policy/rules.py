@@ -79,6 +79,8 @@ WEB_ACL = "aws:wafv2/webAcl:WebAcl"
 WAF_LOGGING = "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 SECRET = "aws:secretsmanager/secret:Secret"  # noqa: S105 (a type token)
+CACHE_USER = "aws:elasticache/user:User"
+CACHE_USER_GROUP = "aws:elasticache/userGroup:UserGroup"
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 EKS_REQUIRED_MANAGED_POLICIES = (
     "AmazonEKSClusterPolicy",
@@ -919,10 +921,6 @@ def validate_customer_managed_key(args: StackValidationArgs, report: ReportViola
     access_log_buckets = _access_log_buckets(args.resources)
     for resource in args.resources:
         props, kind = resource.props, resource.resource_type
-        # The eks platform's control-plane log group is not under the stack key yet (the
-        # key's policy names the ec2 blueprint's groups only): a known gap, not a pass.
-        if kind == LOG_GROUP and str(props.get("name") or "").startswith("/aws/eks/"):
-            continue
         if kind in (LOG_GROUP, SECRET) or (
             kind == REPLICATION_GROUP and is_true(props.get("atRestEncryptionEnabled"))
         ):
@@ -944,6 +942,56 @@ def validate_customer_managed_key(args: StackValidationArgs, report: ReportViola
                         "key. Set pyscale:customerManagedKey: true.",
                         resource.urn,
                     )
+
+
+def _cache_user_enabled(user: PolicyResource) -> bool:
+    """ElastiCache access strings are Redis ACL rules: the last on/off wins, off if none."""
+    states = [t for t in str(user.props.get("accessString") or "").split() if t in ("on", "off")]
+    return bool(states) and states[-1] == "on"
+
+
+def validate_cache_iam_auth(args: StackValidationArgs, report: ReportViolation) -> None:
+    """No long-lived password opens a production cache: RBAC, and every enabled user of its
+    user groups authenticates with IAM (the disabled ``default`` user may keep its password)."""
+    fix = (
+        "Set pyscale:cacheAuth: iam (Valkey 7.2+ or Redis 7+; for an older engine disable "
+        "this policy in the stack's policy config, with the reason)."
+    )
+    for group in (r for r in args.resources if r.resource_type == REPLICATION_GROUP):
+        props = group.props
+        if props.get("authToken") or props.get("authTokenWo"):
+            report(
+                f"Cache replication group '{group.name}' authenticates with an AUTH token, a "
+                f"long-lived password. {fix}",
+                group.urn,
+            )
+            continue
+        user_groups = [
+            d for d in _dependencies(group, "userGroupIds") if d.resource_type == CACHE_USER_GROUP
+        ]
+        users = [
+            user
+            for user_group in user_groups
+            for user in _dependencies(user_group, "userIds")
+            if user.resource_type == CACHE_USER
+        ]
+        with_password = [
+            user.name
+            for user in users
+            if _cache_user_enabled(user)
+            and as_mapping(user.props.get("authenticationMode")).get("type") != "iam"
+        ]
+        if not any(_cache_user_enabled(user) for user in users) or with_password:
+            report(
+                f"Cache replication group '{group.name}': "
+                + (
+                    f"its enabled users {', '.join(with_password)} authenticate with a password"
+                    if with_password
+                    else "no enabled IAM-authenticated user of a user group of the stack's"
+                )
+                + f". {fix}",
+                group.urn,
+            )
 
 
 MANDATORY = EnforcementLevel.MANDATORY
@@ -1122,6 +1170,13 @@ POLICIES: list[Policy] = [
         description="Production data at rest (log groups, cache, secrets, buckets but ALB "
         "access logs) uses a customer managed KMS key.",
         validate=validate_customer_managed_key,
+        enforcement_level=PRODUCTION,
+    ),
+    StackValidationPolicy(
+        name="prod-cache-iam-auth",
+        description="Production caches take no long-lived password: RBAC whose enabled users "
+        "all authenticate with IAM.",
+        validate=validate_cache_iam_auth,
         enforcement_level=PRODUCTION,
     ),
 ]

@@ -79,6 +79,11 @@ NODE_POLICIES: Final = (
 UPDATE_MAX_UNAVAILABLE_PERCENT: Final = 33
 
 
+def control_plane_log_group_name(cluster_name: str) -> str:
+    """Where EKS writes a cluster's control-plane logs (a name it fixes, not a setting)."""
+    return f"/aws/eks/{cluster_name}/cluster"
+
+
 @dataclass(frozen=True)
 class NodeGroupSpec:
     """One managed node group: its capacity type, instance types and sizes."""
@@ -104,6 +109,9 @@ class EksClusterArgs:
     admin_principal_arn: the IAM role given cluster admin through an access entry (the
         deploy role CI assumes).
     log_types / log_retention_days: control-plane logs and how long they are kept.
+    log_key_arn: the stack's KMS key for the control-plane log group (customerManagedKey;
+        its policy lets CloudWatch Logs use it for exactly that group); None: the Logs
+        service's own encryption.
     deletion_protection: refuse DeleteCluster until turned off.
     node_groups: the managed node groups.
     root_volume_size_gb: each node's encrypted gp3 root.
@@ -120,6 +128,7 @@ class EksClusterArgs:
     admin_principal_arn: pulumi.Input[str]
     log_types: Sequence[str]
     log_retention_days: int
+    log_key_arn: pulumi.Input[str] | None
     deletion_protection: bool
     node_groups: Sequence[NodeGroupSpec]
     root_volume_size_gb: int
@@ -232,8 +241,9 @@ class EksCluster(pulumi.ComponentResource):
         # EKS writes to exactly this name; made first so its retention is ours.
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
-            name=f"/aws/eks/{args.cluster_name}/cluster",
+            name=control_plane_log_group_name(args.cluster_name),
             retention_in_days=args.log_retention_days,
+            kms_key_id=args.log_key_arn,
             tags=tags,
             opts=child,
         )

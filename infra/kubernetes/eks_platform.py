@@ -7,7 +7,8 @@ components as on ec2, built before this one. Here:
 - the Cluster Autoscaler and the AWS Load Balancer Controller, through Pod Identity;
 - security-group rules: the ALB may reach the pods' port on the nodes (EKS puts managed
   nodes in the cluster security group), the pods may reach the cache;
-- the app's Pod Identity role, reading exactly the cache's AUTH secret;
+- the app's Pod Identity role, reading exactly the cache's AUTH secret, or connecting as
+  exactly the app's cache user (cacheAuth: iam);
 - the ECR repository, and the app workload once ``appImage`` names an image (the first
   deploy creates the repository for the image to be pushed to; see README).
 """
@@ -59,7 +60,42 @@ def cache_environment(cache: CacheConnection, region: str) -> dict[str, pulumi.I
     }
     if cache.auth_secret_arn is not None:
         environment[Env.REDIS_AUTH_SECRET_ARN] = cache.auth_secret_arn
+    if cache.iam_user is not None:
+        environment[Env.REDIS_IAM_USER] = cache.iam_user.user_id
+        environment[Env.REDIS_IAM_REPLICATION_GROUP] = cache.iam_user.replication_group_id
     return environment
+
+
+def app_pod_statements(
+    cache: CacheConnection, region: str, key_arn: pulumi.Input[str] | None
+) -> list[dict[str, object]]:
+    """What the app's pods may do with their Pod Identity role: read exactly the cache's
+    AUTH secret (decrypting it with the stack key, through Secrets Manager only, when
+    customerManagedKey is on), or connect as exactly the app's cache user (cacheAuth: iam).
+    The same grants as the EC2 instance role's (infra/fleet.py)."""
+    statements: list[dict[str, object]] = []
+    if cache.auth_secret_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": cache.auth_secret_arn,
+            }
+        )
+        if key_arn is not None:
+            statements.append(
+                {
+                    "Effect": "Allow",
+                    "Action": "kms:Decrypt",
+                    "Resource": key_arn,
+                    "Condition": {
+                        "StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}
+                    },
+                }
+            )
+    if cache.iam_user is not None:
+        statements.append(cache.iam_user.connect_statement())
+    return statements
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,8 @@ class EksPlatformArgs:
     alb_security_group_id / cache_security_group_id: from SecurityGroups.
     target_group_arn: the ALB's ``ip`` target group.
     cache: how the app reaches the cache.
+    key_arn: the stack's KMS key for the control-plane log group and the cache secret
+        (customerManagedKey); None: AWS managed keys.
     """
 
     platform: PlatformSettings
@@ -94,6 +132,7 @@ class EksPlatformArgs:
     cache_port: int
     target_group_arn: pulumi.Input[str]
     cache: CacheConnection
+    key_arn: pulumi.Input[str] | None
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -154,6 +193,7 @@ class EksPlatform(pulumi.ComponentResource):
                 if platform.eks_all_control_plane_logs
                 else ESSENTIAL_LOG_TYPES,
                 log_retention_days=args.log_retention_days,
+                log_key_arn=args.key_arn,
                 deletion_protection=platform.eks_deletion_protection,
                 node_groups=node_groups(platform, args.fleet),
                 root_volume_size_gb=args.fleet.root_volume_size_gb,
@@ -223,20 +263,15 @@ class EksPlatform(pulumi.ComponentResource):
         # service account that has an association, Amazon EKS sets environment variables in
         # the containers of the pod"): the app's pods start only after its association.
         app_prerequisites: list[pulumi.Resource] = [controller]
-        if args.cache.auth_secret_arn is not None:
+        app_statements = app_pod_statements(args.cache, args.region, args.key_arn)
+        if app_statements:
             app_identity = PodIdentityRole(
                 f"{name}-app-identity",
                 PodIdentityRoleArgs(
                     cluster_name=cluster_name,
                     namespace=platform.namespace,
                     service_account=APP_NAME,
-                    statements=[
-                        {
-                            "Effect": "Allow",
-                            "Action": "secretsmanager:GetSecretValue",
-                            "Resource": args.cache.auth_secret_arn,
-                        }
-                    ],
+                    statements=app_statements,
                     tags=tags,
                 ),
                 on_cluster,

@@ -248,11 +248,18 @@ class CacheSettings(AreaSettings):
         CacheAuth.AUTH_TOKEN,
         doc="How the app authenticates: iam (short-lived SigV4 tokens of the instance role, "
         "Valkey 7.2+/Redis 7+), auth-token (a generated token in Secrets Manager) or none.",
+        # terraform-provider-aws replication_group.go (read 2026-12-01): auth_token and
+        # user_group_ids are not ForceNew; a new user group goes out in one
+        # ModifyReplicationGroup with AuthTokenUpdateStrategy=DELETE, a removed one in one
+        # call and a new token in another; DELETE is sent only with a user group.
         change=in_place(
-            "auth-token -> iam moves the group to RBAC (AUTH token deleted) and rolls the "
-            "fleet: requests compute without the cache until the new instances are in; "
-            "iam -> auth-token and auth-token -> none are not ElastiCache modifications "
-            "(DELETE is allowed only towards RBAC): build them in a new stack"
+            "auth-token -> iam keeps the replication group: the users and their user group "
+            "are created (each waited active), then one modification adds the group and "
+            "deletes the AUTH token (TLS stays on; both modes need it), and the fleet rolls "
+            "to IAM tokens: until the new instances are in, the old ones compute without the "
+            "cache. iam -> auth-token removes the user group and sets the token in two "
+            "separate modifications (nothing authenticates in between), and the provider has "
+            "no request for auth-token -> none: build either in a new stack"
         ),
     )
     snapshot_retention_days: int = setting(

@@ -701,9 +701,46 @@ def _listener_rule(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> O
     return {"id": arn, "arn": arn}
 
 
+class ElastiCacheRefusedError(ValueError):
+    """What ElastiCache (or the provider's plan-time checks) answers to a request it refuses."""
+
+
 def _cache_user(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
     user_id = str(args.inputs.get("userId", ""))
+    mode = (args.inputs.get("authenticationMode") or {}).get("type")
+    # ElastiCache user guide, "Authenticating with IAM", limitations.
+    if mode == "iam" and args.inputs.get("userName") != user_id:
+        raise ElastiCacheRefusedError(
+            f"InvalidParameterValue: user {user_id!r}: for IAM authentication the user name "
+            f"({args.inputs.get('userName')!r}) must equal the user id"
+        )
     return {"id": user_id, "arn": ctx.arn("elasticache", f"user:{user_id}")}
+
+
+def _refuse_bad_cache_authentication(inputs: dict[str, Any]) -> None:
+    """The replication group's authentication as the provider plans it and ElastiCache takes
+    it (terraform-provider-aws replication_group.go: auth_token ConflictsWith user_group_ids,
+    authTokenUpdateStrategyValidate; AUTH tokens and user groups need TLS)."""
+    token, groups = inputs.get("authToken"), list(inputs.get("userGroupIds") or [])
+    strategy = inputs.get("authTokenUpdateStrategy")
+    if token is not None and groups:
+        raise ElastiCacheRefusedError('"auth_token": conflicts with user_group_ids')
+    if strategy == "DELETE" and token is not None:
+        raise ElastiCacheRefusedError(
+            '"auth_token" must not be specified when "auth_token_update_strategy" is "DELETE"'
+        )
+    if strategy is not None and strategy != "DELETE" and token is None:
+        raise ElastiCacheRefusedError(
+            '"auth_token_update_strategy": "auth_token" must be specified'
+        )
+    if len(groups) > 1:
+        raise ElastiCacheRefusedError(
+            "InvalidParameterValue: at most one user group per replication group"
+        )
+    if (token is not None or groups) and not inputs.get("transitEncryptionEnabled"):
+        raise ElastiCacheRefusedError(
+            "InvalidParameterCombination: AUTH tokens and user groups need transit encryption"
+        )
 
 
 def _cache_user_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
@@ -782,6 +819,7 @@ def _record(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
 
 
 def _replication_group(args: pulumi.runtime.MockResourceArgs, ctx: CallContext) -> Outputs:
+    _refuse_bad_cache_authentication(dict(args.inputs))
     group_id = args.inputs.get("replicationGroupId") or _autoname(args.name, 40).lower()
     host = f"{group_id}.{_hex('cache', args.name, length=6)}.{ctx.region}.cache.amazonaws.com"
     outputs: Outputs = {

@@ -170,6 +170,15 @@ RESOURCE_SETTINGS: Mapping[str, Mapping[str, str]] = {
         "snapshot_window": "snapshotWindow",
         "port": "port",
     },
+    # RBAC (cacheAuth: iam): who may connect and how; the disabled default user's password
+    # shows as [secret].
+    "aws:elasticache/user:User": {
+        "user_name": "userName",
+        "authentication": "authenticationMode.type",
+        "passwords": "authenticationMode.passwords",
+        "access_string": "accessString",
+    },
+    "aws:elasticache/userGroup:UserGroup": {"users": "userIds"},
     "aws:elasticache/parameterGroup:ParameterGroup": {
         "family": "family",
         "parameters": "parameters",

@@ -47,15 +47,18 @@ def plain(value: Any) -> Any:
 def lookup(inputs: Mapping[str, Any], path: str) -> Any:
     """The value at ``path`` (``a.b[0].c``; ``[*]`` maps over a list), or None if absent.
 
-    Secrets are unwrapped on the way down only to reach a nested key; a secret *leaf* stays
-    wrapped, so ``plain`` masks it.
+    Secrets are unwrapped on the way down only to reach a nested key, and what is found
+    inside one comes back wrapped again (the engine marks a whole input secret when any part
+    of it is); a secret *leaf* stays wrapped. Either way ``plain`` masks it.
     """
     current: list[Any] = [inputs]
     fan_out = False
+    inside_secret = False
     for name, index in _STEP.findall(path):
         following: list[Any] = []
         for item in current:
             if is_secret(item):
+                inside_secret = True
                 item = item.get("value")  # descend into the wrapped value
             if name:
                 if isinstance(item, Mapping) and name in item:
@@ -67,6 +70,7 @@ def lookup(inputs: Mapping[str, Any], path: str) -> Any:
             elif isinstance(item, list) and int(index) < len(item):
                 following.append(item[int(index)])
         current = following
-    if fan_out:
-        return current
-    return current[0] if current else None
+    found = current if fan_out else (current[0] if current else None)
+    if inside_secret and found is not None:
+        return {SECRET_SIG_KEY: SECRET_SIG, "value": found}
+    return found

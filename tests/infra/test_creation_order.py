@@ -107,11 +107,26 @@ def test_every_internet_facing_resource_waits_for_the_gateway_and_the_public_rou
 
 
 SECRET_VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
+USER_GROUP = "aws:elasticache/userGroup:UserGroup"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 
-def test_instances_launch_only_once_the_cache_token_is_in_the_secret(each_stack_run):
-    # The template's user data names only the secret's ARN, which exists before its value.
-    versions = each_stack_run.of_type(SECRET_VERSION)
-    assert versions
-    template = each_stack_run.one(LAUNCH_TEMPLATE)
-    assert all(each_stack_run.is_created_after(template, version) for version in versions)
+def test_instances_launch_only_once_the_cache_accepts_their_credentials(each_stack_run):
+    run = each_stack_run
+    template = run.one(LAUNCH_TEMPLATE)
+    if run.config.get("pyscale:cacheAuth") == "iam":
+        # IAM tokens name the user and the group: both exist, the group attached first.
+        prerequisites = [run.one(CACHE), run.one(USER_GROUP)]
+    else:
+        # The user data names only the secret's ARN, which exists before its value.
+        prerequisites = run.of_type(SECRET_VERSION)
+        assert prerequisites
+    # ...and the role's policies (the release, the secret or elasticache:Connect) are in.
+    prerequisites += [p for p in run.of_type(ROLE_POLICY) if p.inputs["role"] == template_role(run)]
+    missing = [p.name for p in prerequisites if not run.is_created_after(template, p)]
+    assert not missing, f"instances may launch before {missing}"
+
+
+def template_role(run) -> str:
+    role = next(r for r in run.of_type("aws:iam/role:Role") if r.name.endswith("-instance-role"))
+    return role.id

@@ -18,6 +18,7 @@ from infra.kubernetes.eks_cluster import (
 from pyscale.offline.runner import ProgramRun, RecordedResource, run_function
 
 ADMIN_ROLE = "arn:aws:iam::123456789012:role/pyscale-deploy"
+STACK_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 # The newest version the catalogue lists for 1.33 (what the mocks' EKS accepts).
 ADDON_VERSIONS = {name: listed_versions(name, "1.33")[-1] for name in ADDONS}
 
@@ -32,6 +33,7 @@ def cluster_args(**overrides) -> EksClusterArgs:
         "admin_principal_arn": ADMIN_ROLE,
         "log_types": ALL_LOG_TYPES,
         "log_retention_days": 90,
+        "log_key_arn": STACK_KEY,
         "deletion_protection": True,
         "node_groups": [
             NodeGroupSpec("on-demand", "ON_DEMAND", ("t4g.medium",), "arm64", 2, 2, 4),
@@ -95,6 +97,7 @@ def test_control_plane_logs_go_to_a_log_group_made_first_with_retention(run):
     log_group = run.one("aws:cloudwatch/logGroup:LogGroup")
     assert log_group.inputs["name"] == "/aws/eks/pyscale-dev-eks/cluster"
     assert log_group.inputs["retentionInDays"] == 90
+    assert log_group.inputs["kmsKeyId"] == STACK_KEY  # customerManagedKey
     assert run.is_created_after(cluster, log_group)
 
 

@@ -13,6 +13,7 @@ from infra.kubernetes.addon_versions import listed_versions
 from pyscale.offline import AwsMocks, run_stack
 from pyscale.offline.mocks import (
     AutonameTooLongError,
+    ElastiCacheRefusedError,
     InvalidFilterError,
     UnknownAddonError,
     UnknownDataSourceError,
@@ -290,3 +291,49 @@ def test_new_security_resources_get_arns_in_aws_formats(type_token, inputs, patt
     _, outputs = _create(type_token, "x", **inputs)
 
     assert re.match(pattern, outputs["arn"]), outputs["arn"]
+
+
+def test_an_iam_cache_user_whose_name_is_not_its_id_is_refused_as_elasticache_does():
+    iam = {"type": "iam"}
+    with pytest.raises(ElastiCacheRefusedError, match=r"user name .* must equal the user id"):
+        _create(
+            "aws:elasticache/user:User", "u", userId="app", userName="App", authenticationMode=iam
+        )
+    _, outputs = _create(
+        "aws:elasticache/user:User", "u", userId="app", userName="app", authenticationMode=iam
+    )
+    assert outputs["arn"].endswith(":user:app")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "refusal"),
+    [
+        ({"authToken": "t" * 64, "userGroupIds": ["g"], "transitEncryptionEnabled": True},
+         "conflicts with user_group_ids"),
+        ({"authToken": "t" * 64, "authTokenUpdateStrategy": "DELETE",
+          "transitEncryptionEnabled": True}, "must not be specified"),
+        ({"authTokenUpdateStrategy": "ROTATE", "transitEncryptionEnabled": True},
+         '"auth_token" must be specified'),
+        ({"userGroupIds": ["a", "b"], "transitEncryptionEnabled": True}, "at most one user group"),
+        ({"userGroupIds": ["g"], "authTokenUpdateStrategy": "DELETE"}, "need transit encryption"),
+    ],
+)  # fmt: skip
+def test_cache_authentication_the_provider_or_elasticache_refuses_is_refused(inputs, refusal):
+    group = "aws:elasticache/replicationGroup:ReplicationGroup"
+    with pytest.raises(ElastiCacheRefusedError, match=refusal):
+        _create(group, "cache", **inputs)
+    # The combinations the program sends: RBAC moving from AUTH, a rotating token, none.
+    for accepted in (
+        {
+            "userGroupIds": ["g"],
+            "authTokenUpdateStrategy": "DELETE",
+            "transitEncryptionEnabled": True,
+        },
+        {
+            "authToken": "t" * 64,
+            "authTokenUpdateStrategy": "ROTATE",
+            "transitEncryptionEnabled": True,
+        },
+        {},
+    ):
+        _create(group, "cache", **accepted)

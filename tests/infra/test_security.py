@@ -91,10 +91,18 @@ def stack_key(run: ProgramRun):
 IAM = {"cacheAuth": "iam"}
 
 
+@pytest.fixture
+def prod_iam(shipped_run) -> ProgramRun:
+    """prod as shipped: IAM cache authentication (stacks/Pulumi.prod.yaml)."""
+    run = shipped_run("prod")
+    assert run.config["pyscale:cacheAuth"] == "iam"
+    return run
+
+
 @pytest.fixture(scope="module")
-def prod_iam() -> ProgramRun:
-    """prod with IAM cache authentication."""
-    return run_stack("prod", IAM)
+def prod_auth_token() -> ProgramRun:
+    """prod with an AUTH token instead (engines without IAM authentication)."""
+    return run_stack("prod", {"cacheAuth": "auth-token"})
 
 
 # -- network ------------------------------------------------------------------------------
@@ -372,8 +380,8 @@ def test_without_the_customer_managed_key_data_stays_under_aws_managed_keys(ship
     assert run.one(TOPIC).inputs["kmsMasterKeyId"] == stack_key(run).outputs["arn"]
 
 
-def test_the_auth_secret_uses_the_stack_key_in_auth_token_mode(shipped_run):
-    run = shipped_run("prod")
+def test_the_auth_secret_uses_the_stack_key_in_auth_token_mode(prod_auth_token):
+    run = prod_auth_token
 
     assert run.one(SECRET).inputs["kmsKeyId"] == stack_key(run).outputs["arn"]
 
@@ -446,8 +454,8 @@ def test_the_boot_script_names_the_iam_user_and_group_the_app_signs_for(prod_iam
     assert Env.REDIS_AUTH_SECRET_ARN not in env
 
 
-def test_auth_token_mode_keeps_the_secret_and_no_rbac(shipped_run):
-    run = shipped_run("prod")
+def test_auth_token_mode_keeps_the_secret_and_no_rbac(prod_auth_token):
+    run = prod_auth_token
     group = run.one(REPLICATION_GROUP)
 
     assert is_secret(group.inputs["authToken"])
@@ -456,6 +464,108 @@ def test_auth_token_mode_keeps_the_secret_and_no_rbac(shipped_run):
     assert run.of_type(CACHE_USER) == []
     assert not [s for s in instance_role_statements(run) if "elasticache:Connect" in actions(s)]
     assert Env.REDIS_AUTH_SECRET_ARN in app_env(run)
+
+
+# -- the eks platform: the same grants through the pods' role -----------------------------
+EKS_CLUSTER = "aws:eks/cluster:Cluster"
+
+
+@pytest.fixture(scope="module")
+def eks_iam_with_key() -> ProgramRun:
+    """dev-eks with IAM cache authentication and the stack key on."""
+    return run_stack("dev-eks", {**IAM, "customerManagedKey": True})
+
+
+def app_pod_statements(run: ProgramRun) -> list[dict[str, Any]]:
+    return [
+        statement
+        for resource in run.of_type(ROLE_POLICY)
+        if "-app-identity-" in resource.name
+        for statement in policy(resource)["Statement"]
+    ]
+
+
+def app_container_env(run: ProgramRun) -> dict[str, Any]:
+    from pyscale.offline.kubernetes import kubernetes_objects
+
+    deployment = next(
+        o for o in kubernetes_objects(run) if o.kind == "Deployment" and o.name == "web"
+    )
+    (container,) = deployment.manifest["spec"]["template"]["spec"]["containers"]
+    return {item["name"]: item.get("value") for item in container["env"]}
+
+
+def test_eks_pods_connect_as_exactly_the_app_user_to_exactly_its_group(eks_iam_with_key):
+    run = eks_iam_with_key
+    group = run.one(REPLICATION_GROUP)
+    app_user = next(u for u in run.of_type(CACHE_USER) if u.inputs["userName"] != "default")
+    env = app_container_env(run)
+
+    assert app_pod_statements(run) == [
+        {
+            "Sid": "ConnectToTheCacheAsTheAppUser",
+            "Effect": "Allow",
+            "Action": "elasticache:Connect",
+            "Resource": [group.outputs["arn"], app_user.outputs["arn"]],
+        }
+    ]
+    assert env[Env.REDIS_IAM_USER] == app_user.inputs["userId"]
+    assert env[Env.REDIS_IAM_REPLICATION_GROUP] == group.outputs["replicationGroupId"]
+    assert Env.REDIS_AUTH_SECRET_ARN not in env
+    assert run.of_type(SECRET) == []
+
+
+def test_eks_pods_decrypt_the_cache_secret_with_the_stack_key_through_secrets_manager_only():
+    run = run_stack("dev-eks", {"cacheAuth": "auth-token", "customerManagedKey": True})
+    key = next(k for k in run.of_type(KMS_KEY) if k.name == "pyscale-dev-eks-key")
+    read, decrypt = app_pod_statements(run)
+
+    assert read["Resource"] == run.one(SECRET).outputs["arn"]
+    assert run.one(SECRET).inputs["kmsKeyId"] == key.outputs["arn"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Resource"] == key.outputs["arn"]
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}
+    }
+
+
+def test_eks_control_plane_logs_go_to_a_group_under_the_stack_key_logs_may_use(eks_iam_with_key):
+    run = eks_iam_with_key
+    key = next(k for k in run.of_type(KMS_KEY) if k.name == "pyscale-dev-eks-key")
+    control_plane = next(
+        g
+        for g in run.of_type(LOG_GROUP)
+        if g.inputs.get("name") == "/aws/eks/pyscale-dev-eks/cluster"
+    )
+    logs = next(
+        s
+        for s in policy(key)["Statement"]
+        if s["Sid"] == "CloudWatchLogsEncryptsThisStacksLogGroups"
+    )
+    patterns = logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+
+    assert control_plane.inputs["kmsKeyId"] == key.outputs["arn"]
+    assert any(_arn_like(p, control_plane.outputs["arn"]) for p in patterns)
+    assert not any(
+        _arn_like(p, "arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/other/cluster")
+        for p in patterns
+    )
+    # The cluster starts writing only once the group (and so the key) exists.
+    assert run.is_created_after(run.one(EKS_CLUSTER), control_plane)
+    assert run.is_created_after(control_plane, key)
+
+
+def test_eks_without_the_key_keeps_control_plane_logs_under_the_logs_services_encryption(
+    shipped_run,
+):
+    run = shipped_run("dev-eks")
+    control_plane = next(
+        g
+        for g in run.of_type(LOG_GROUP)
+        if g.inputs.get("name") == "/aws/eks/pyscale-dev-eks/cluster"
+    )
+
+    assert "kmsKeyId" not in control_plane.inputs
 
 
 # -- the instance role ----------------------------------------------------------------------
@@ -504,12 +614,17 @@ def test_the_cloudwatch_agent_writes_only_the_app_log_groups_and_the_app_namespa
     assert "logs:CreateLogGroup" not in by_action
 
 
-def test_prod_role_decrypts_with_the_stack_key_through_s3_and_secrets_manager_only(shipped_run):
-    run = shipped_run("prod")
-    (decrypt,) = [s for s in instance_role_statements(run) if "kms:Decrypt" in actions(s)]
+def test_prod_role_decrypts_with_the_stack_key_through_s3_and_secrets_manager_only(
+    prod_iam, prod_auth_token
+):
+    def decrypt_via(run: ProgramRun) -> set[str]:
+        (decrypt,) = [s for s in instance_role_statements(run) if "kms:Decrypt" in actions(s)]
+        assert decrypt["Resource"] == stack_key(run).outputs["arn"]
+        return set(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
 
-    assert decrypt["Resource"] == stack_key(run).outputs["arn"]
-    assert set(decrypt["Condition"]["StringEquals"]["kms:ViaService"]) == {
+    # The release object always; Secrets Manager only where there is a secret to read.
+    assert decrypt_via(prod_iam) == {"s3.us-east-1.amazonaws.com"}
+    assert decrypt_via(prod_auth_token) == {
         "s3.us-east-1.amazonaws.com",
         "secretsmanager.us-east-1.amazonaws.com",
     }
@@ -548,8 +663,8 @@ def test_the_dashboard_shows_app_hit_ratio_and_latency_and_an_alarm_uses_app_met
     assert alarm.inputs["dimensions"] == {"stack": "pyscale-prod"}
 
 
-def test_stack_outputs_name_the_replication_group_for_rotate_auth(shipped_run, prod_iam):
-    outputs = shipped_run("prod").stack_outputs
+def test_stack_outputs_name_the_replication_group_for_rotate_auth(prod_iam, prod_auth_token):
+    outputs = prod_auth_token.stack_outputs
 
     assert outputs["cacheReplicationGroupId"].startswith("pyscale-prod-redis-")
     assert outputs["cacheAuth"] == "auth-token"

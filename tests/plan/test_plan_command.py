@@ -95,6 +95,26 @@ def test_no_secret_value_reaches_the_plan(plan_json) -> None:
     assert plan_json("dev")["key_settings"]["cache"]["auth_token"] is True
 
 
+def test_a_value_read_from_inside_a_secret_input_is_masked_too(plan_json) -> None:
+    # prod's disabled `default` cache user: its password makes its whole authenticationMode
+    # secret, and the plan shows that input's `passwords` (and `type`) from inside it.
+    run = run_stack("prod")
+    (password,) = [
+        r.outputs["result"] for r in run.of_type("random:index/randomPassword:RandomPassword")
+    ]
+    plan = plan_json("prod")
+    assert password not in json.dumps(plan)
+    users = [
+        resource["settings"]
+        for component in plan["components"]
+        for resource in component["resources"]
+        if resource["type"] == "aws:elasticache/user:User"
+    ]
+    assert {"user_name": "default", "passwords": "[secret]"}.items() <= next(
+        u for u in users if u.get("user_name") == "default"
+    ).items()
+
+
 def test_the_terminal_plan_is_a_tree_by_component_with_settings_and_outputs(run_cli) -> None:
     result = run_cli("plan", "--stack", "prod")
     assert result.exit_code == 0, result.stderr
@@ -113,7 +133,7 @@ def test_the_terminal_plan_is_a_tree_by_component_with_settings_and_outputs(run_
         "warning:",
     ):
         assert expected in out, expected
-    assert "[secret]" in out  # the AUTH token is shown as set, masked
+    assert "[secret]" in out  # the default cache user's password is shown as set, masked
 
 
 def test_diff_dev_prod_shows_instance_type_and_cache_shape_side_by_side(run_cli) -> None:

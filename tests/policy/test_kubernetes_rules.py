@@ -81,6 +81,10 @@ CASES = {
         rules.EKS_CLUSTER,
         lambda inputs: inputs["vpcConfig"].update(publicAccessCidrs=["0.0.0.0/0"]),
     ),
+    "prod-customer-managed-key": (
+        rules.LOG_GROUP,
+        lambda inputs: inputs.pop("kmsKeyId"),
+    ),
     "pods-not-privileged-or-root": (
         "kubernetes:apps/v1:Deployment",
         lambda inputs: pod(inputs)["containers"][0]["securityContext"].update(privileged=True),

@@ -143,7 +143,6 @@ MANDATORY_FLIPS = cases(
         False,
         "transit_encryption_enabled",
     ),
-    ("cache-tls-and-auth", REPLICATION_GROUP, ("authToken",), ..., REMOVE, "auth_token"),
     ("alarm-topics-encrypted", TOPIC, ("kmsMasterKeyId",), ..., "alias/aws/sns", "aws/sns"),
     ("kms-keys-rotated", KMS_KEY, ("enableKeyRotation",), True, False, "enable_key_rotation"),
     (
@@ -393,6 +392,34 @@ def test_prod_without_flow_logs_is_reported():
     violations = judge("prod", without("prod", FLOW_LOG))
     vpc = real_run("prod")[0][the_one("prod", VPC)].name
     assert reported(violations) == [("prod-vpc-flow-logs", vpc)]
+
+
+@pytest.mark.parametrize("stack", EC2_STACKS)
+def test_a_real_cache_stripped_of_its_authentication_is_reported(stack):
+    # auth-token stacks send the token, cacheAuth: iam stacks (prod) their user group.
+    index = the_one(stack, REPLICATION_GROUP)
+    inputs = real_run(stack)[0][index].inputs
+    key = "authToken" if "authToken" in inputs else "userGroupIds"
+    group = name_of(stack, index)
+    violations = flip(stack, index, (key,), inputs[key], REMOVE)
+    expected = [("cache-tls-and-auth", group)]
+    if stack == "prod":  # no RBAC is no IAM authentication either
+        expected.append(("prod-cache-iam-auth", group))
+    assert sorted(reported(violations)) == sorted(expected)
+    assert "auth_token" in violations[0].message
+
+
+def test_a_prod_cache_user_authenticating_with_a_password_is_reported():
+    index = the_one(
+        "prod", "aws:elasticache/user:User", lambda r: r.inputs.get("userName") != "default"
+    )
+    violations = flip(
+        "prod", index, ("authenticationMode",), {"type": "iam"},
+        {"type": "password", "passwords": ["p" * 32]},
+    )  # fmt: skip
+    group = name_of("prod", the_one("prod", REPLICATION_GROUP))
+    assert reported(violations) == [("prod-cache-iam-auth", group)]
+    assert f"{name_of('prod', index)} authenticate with a password" in violations[0].message
 
 
 def test_a_prod_log_group_under_an_aws_managed_key_is_reported():

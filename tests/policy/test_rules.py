@@ -17,7 +17,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from policy import rules
 from policy.offline import PolicySetting, Violation, evaluate
-from tests.policy.wire import TAGS, add, good_stack, replace_inputs, resource
+from tests.policy.wire import TAGS, add, good_stack, replace_inputs, resource, secret
 
 MANDATORY = EnforcementLevel.MANDATORY
 
@@ -71,6 +71,7 @@ def test_production_policies_ship_disabled_so_only_a_stack_config_enables_them()
         "prod-eks-all-control-plane-logs",
         "prod-vpc-flow-logs",
         "prod-customer-managed-key",
+        "prod-cache-iam-auth",
     }
     assert all(p.enforcement_level == EnforcementLevel.DISABLED for p in production)
 
@@ -137,7 +138,16 @@ def test_standalone_cache_cluster_is_rejected_in_favour_of_a_replication_group()
 def test_cache_must_require_tls_and_auth(changes, expected):
     stack = good_stack()
     replace_inputs(stack, "web-cache", **changes)
-    assert expected in only(run(stack), "cache-tls-and-auth").message
+    violations = run(stack)
+    if "userGroupIds" in changes:  # no RBAC is no IAM authentication either (production)
+        assert (
+            "no enabled IAM-authenticated user"
+            in only(
+                [v for v in violations if v.policy != "cache-tls-and-auth"], "prod-cache-iam-auth"
+            ).message
+        )
+        violations = [v for v in violations if v.policy == "cache-tls-and-auth"]
+    assert expected in only(violations, "cache-tls-and-auth").message
 
 
 @pytest.mark.parametrize("tokens", ["optional", None])
@@ -487,6 +497,43 @@ def test_a_web_acl_without_logging_is_rejected():
     stack = good_stack()
     del stack["web-waf-logging"]
     assert only(run(stack), "waf-logs-requests").resource == "web-waf"
+
+
+def test_a_production_cache_with_a_long_lived_password_is_rejected():
+    stack = good_stack()
+    replace_inputs(
+        stack, "web-cache", userGroupIds=None, authToken=secret("t" * 64),
+        authTokenUpdateStrategy="ROTATE",
+    )  # fmt: skip
+    assert "AUTH token" in only(run(stack), "prod-cache-iam-auth").message
+    stack = good_stack()
+    replace_inputs(
+        stack, "web-app-user", authenticationMode={"type": "password", "passwords": ["p" * 32]}
+    )
+    assert (
+        "web-app-user authenticate with a password"
+        in only(run(stack), "prod-cache-iam-auth").message
+    )
+    stack = good_stack()
+    replace_inputs(stack, "web-default-user", accessString="off ~* +@all on")
+    assert "web-default-user" in only(run(stack), "prod-cache-iam-auth").message
+    stack = good_stack()
+    replace_inputs(stack, "web-user-group", userIds=["web-default"])
+    assert "no enabled IAM-authenticated user" in only(run(stack), "prod-cache-iam-auth").message
+
+
+def test_a_production_eks_control_plane_log_group_under_an_aws_managed_key_is_rejected():
+    stack = good_stack()
+    add(
+        stack,
+        resource(
+            "aws:cloudwatch/logGroup:LogGroup",
+            "web-eks-control-plane-logs",
+            {"name": "/aws/eks/web/cluster", "retentionInDays": 90.0, "tags": TAGS},
+        ),
+    )
+    violation = only(run(stack), "prod-customer-managed-key")
+    assert violation.resource == "web-eks-control-plane-logs"
 
 
 def test_production_wants_flow_logs_the_stack_key_and_iam_cache_auth():

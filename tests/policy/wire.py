@@ -213,6 +213,37 @@ def _security_resources() -> list[WireResource]:
     }
     waf_logs_arn = "arn:aws:logs:eu-west-1:123456789012:log-group:aws-waf-logs-web"
     return [
+        # The cache's RBAC: the app's IAM user and the disabled default user, in web-users.
+        resource(
+            CACHE_USER,
+            "web-app-user",
+            {
+                "userId": "web-app",
+                "userName": "web-app",
+                "engine": "valkey",
+                "accessString": "on ~* +@all -@dangerous",
+                "authenticationMode": {"type": "iam"},
+            },
+            id="web-app",
+        ),
+        resource(
+            CACHE_USER,
+            "web-default-user",
+            {
+                "userId": "web-default",
+                "userName": "default",
+                "engine": "valkey",
+                "accessString": "off ~* -@all",
+                "authenticationMode": {"type": "password", "passwords": [secret("x" * 64)]},
+            },
+            id="web-default",
+        ),
+        resource(
+            "aws:elasticache/userGroup:UserGroup",
+            "web-user-group",
+            {"userGroupId": "web-users", "engine": "valkey", "userIds": ["web-default", "web-app"]},
+            id="web-users",
+        ),
         resource(DEFAULT_SG, "web-default-sg", {"vpcId": "web-vpc-id", "tags": TAGS}),
         resource(
             "aws:ec2/flowLog:FlowLog",
@@ -271,6 +302,7 @@ def _security_resources() -> list[WireResource]:
 
 
 DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+CACHE_USER = "aws:elasticache/user:User"
 LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 
