@@ -42,8 +42,8 @@ conflict (NONE) or keep the other value (PRESERVE, update only). Nothing else co
 these add-ons here, so OVERWRITE keeps them exactly EKS's defaults; no
 ``configuration_values`` are set (EKS's defaults: CoreDNS two replicas with a PDB).
 ``preserve`` is read only on delete: with it DeleteAddon leaves the software running and
-only ends EKS's management. The networking add-ons set it, so removing one from the program
-(or a rename that deletes the old resource) never pulls networking from under running pods.
+only ends EKS's management. The networking add-ons set it, so removing one from the
+program never pulls pod networking, Service routing or DNS from under running pods.
 The node groups' ``version`` follows ``kubernetes_version``: the provider sends it with
 UpdateNodegroupVersion (node_group.go: a version or launch-template change rolls the nodes,
 waiting up to 60 minutes) after the cluster itself is upgraded.

@@ -9,8 +9,17 @@ Service into an NLB, so that webhook is off.
 Helm, pinned: the chart's rendered objects are invisible offline (no helm binary here); the
 tests check the chart, its version and every value passed. The IAM policy is the one the
 controller publishes for this version (vendored: data/aws-load-balancer-controller-iam-
-policy.json). The controller gets the region and VPC explicitly: with IMDS hop limit 1 it
-cannot read them from instance metadata.
+policy.json; checked identical to docs/install/iam_policy.json at tag v3.5.0, commit
+11eb202c, 2026-08-03). The controller gets the region and VPC explicitly: with IMDS hop
+limit 1 it cannot read them from instance metadata. Every value key passed exists in the
+chart's values.yaml at that tag.
+
+The image is the chart's own, by tag: chart 3.5.0 renders
+``public.ecr.aws/eks/aws-load-balancer-controller:v3.5.0`` as ``"{{ repository }}:{{ tag }}"``
+(templates/deployment.yaml). No source read here publishes that tag's digest and no registry
+is reachable, so it is NOT pinned by digest; to pin it, read it with ``crane digest
+public.ecr.aws/eks/aws-load-balancer-controller:v3.5.0`` and pass ``image.tag`` as
+``v3.5.0@sha256:<digest>`` (the template then renders ``repository:v3.5.0@sha256:...``).
 """
 
 from __future__ import annotations

@@ -21,8 +21,18 @@ from infra.settings.platform import Platform
 def capacity_plan(settings: Settings) -> CapacityPlan:
     """The checked pod budget for the stack's nodes and HPA; ConfigError naming the keys."""
     platform = settings.platform
+    problems: list[str] = []
+    if platform.platform is Platform.EKS and settings.fleet.min_size < 1:
+        # CoreDNS and the controllers need a node: with none, the CoreDNS add-on stays
+        # DEGRADED (its create wait fails after 20 minutes), and the Cluster Autoscaler,
+        # which would add nodes, has nowhere to run.
+        problems.append(
+            "pyscale:minSize: must be at least 1 on platform eks (CoreDNS and the Cluster "
+            "Autoscaler need a node to run on)"
+        )
+    plan: CapacityPlan | None = None
     try:
-        return plan_capacity(
+        plan = plan_capacity(
             settings.fleet.instance_type,
             pods_per_node=platform.pods_per_node,
             max_nodes=settings.fleet.max_size,
@@ -32,7 +42,10 @@ def capacity_plan(settings: Settings) -> CapacityPlan:
             else EXISTING_CLUSTER_SYSTEM_PODS,
         )
     except CapacityError as error:
-        raise ConfigError(settings.stack, [f"pyscale:{line}" for line in error.problems]) from None
+        problems += [f"pyscale:{line}" for line in error.problems]
+    if problems or plan is None:
+        raise ConfigError(settings.stack, problems)
+    return plan
 
 
 def admin_principal_arn(settings: Settings) -> str:

@@ -251,12 +251,19 @@ def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPAC
     settings = Settings.model_validate(
         {"project": project, "stack": stack, "region": region, "tags": tags, **areas}
     )
+    warnings = []
     if settings.edge.uses_example_tls:
-        warning = (
+        warnings.append(
             "pyscale:certificateArn/domainName/hostedZoneId hold the shipped EXAMPLE values: "
             "replace them with your certificate or domain and hosted zone before `pulumi up`"
         )
-        settings = settings.model_copy(update={"warnings": (warning,)})
+    for key in settings.platform.placeholder_images:
+        warnings.append(
+            f"pyscale:{key} holds the shipped EXAMPLE digest (all zeros): set the image's "
+            "real digest before `pulumi up`"
+        )
+    if warnings:
+        settings = settings.model_copy(update={"warnings": tuple(warnings)})
     return settings
 
 
@@ -271,13 +278,15 @@ def load_from_pulumi() -> Settings:
     # A deploy with the shipped example domain builds the VPC, NAT and the cache, then
     # fails at Route 53 (no such hosted zone) after billed minutes: refuse it up front.
     # A preview (and `pyscale plan`) of the shipped stack keeps working, with the warning.
-    if settings.edge.uses_example_tls and not pulumi.runtime.is_dry_run():
+    # Likewise an image by the shipped placeholder digest: its pods would never pull.
+    placeholders = {**settings.edge.example_tls_values, **settings.platform.placeholder_images}
+    if placeholders and not pulumi.runtime.is_dry_run():
         raise ConfigError(
             settings.stack,
             [
                 f"{NAMESPACE}:{key}: holds the shipped EXAMPLE value {value!r}: set your own "
                 "before `pulumi up` (preview and `pyscale plan` accept it)"
-                for key, value in settings.edge.example_tls_values.items()
+                for key, value in placeholders.items()
             ],
         )
     for warning in settings.warnings:

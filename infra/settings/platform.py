@@ -46,6 +46,8 @@ class ServiceType(enum.StrEnum):
     LOAD_BALANCER = "LoadBalancer"
 
 
+# The digest the shipped example stacks carry where only the user can supply a real one.
+PLACEHOLDER_DIGEST = "@sha256:" + "0" * 64
 _DIGEST_REF = r"^[a-z0-9][a-z0-9.:/_-]*@sha256:[0-9a-f]{64}$"
 _ADDON_VERSION = r"^v\d+\.\d+\.\d+-eksbuild\.\d+$"
 _MINOR = r"^1\.\d{2}$"
@@ -311,6 +313,20 @@ class PlatformSettings(AreaSettings):
             problems.add("eksSpotInstanceTypes", "is set but eksSpotMaxSize is 0")
         problems.check()
         return self
+
+    @property
+    def placeholder_images(self) -> dict[str, str]:
+        """kubernetes: image keys still holding the example stack's placeholder digest
+        (sha256 of all zeros): a preview warns, a deploy is refused, since the pods could
+        never pull it. (On eks the deploy workflow passes the commit's image.)"""
+        if self.platform != Platform.KUBERNETES:
+            return {}
+        images = {"appImage": self.app_image, "valkeyImage": self.valkey_image}
+        return {
+            key: image
+            for key, image in images.items()
+            if image is not None and image.endswith(PLACEHOLDER_DIGEST)
+        }
 
     def _check_addon_versions(self, problems: Problems) -> None:
         for addon, key in ADDON_VERSION_KEYS.items():

@@ -272,6 +272,26 @@ def _purge_program_modules() -> None:
             del sys.modules[name]
 
 
+def _settle_previous_run() -> None:
+    """Let a previous run's outstanding registrations finish and forget its failure.
+
+    The SDK's RPC manager outlives a run: when one registration fails, the engine stops
+    waiting at that error and the run's other registrations stay queued, failure recorded,
+    so the next run in this process would raise the previous run's error (a mock refusing
+    a resource, as CreateAddon refuses an unlisted version); its pending Output tasks
+    likewise."""
+    manager = pulumi_settings._get_rpc_manager()
+    outputs = pulumi_settings.SETTINGS.outputs
+    while manager.rpcs or outputs:
+        pending = [*manager.rpcs, *outputs]
+        manager.rpcs.clear()
+        outputs.clear()
+        for task in pending:
+            with contextlib.suppress(Exception):  # the failed run already reported it
+                _sync_await(task)
+    manager.clear()
+
+
 def run_stack(
     stack: str,
     config_overrides: Mapping[str, Any] | None = None,
@@ -347,6 +367,7 @@ def run_function(
 
     if purge:
         _purge_program_modules()
+    _settle_previous_run()
     pulumi_settings.ROOT.set(None)
     pulumi.runtime.set_all_config(config, [])
     pulumi_mocks.set_mocks(

@@ -103,6 +103,8 @@ BAD_CONFIGS = [
      "eksCorednsVersion", "is required on platform eks: pin the coredns add-on's version"),
     ("eks-add-on-version-format", "dev-eks", {"eksVpcCniVersion": "1.20.1"},
      "eksVpcCniVersion", "must be an EKS add-on version such as v1.2.3-eksbuild.1"),
+    ("eks-no-node", "dev-eks", {"minSize": 0, "desiredCapacity": 0}, "minSize",
+     "must be at least 1 on platform eks"),
     ("eks-kube-proxy-newer-than-cluster", "dev-eks", {"kubernetesVersion": "1.32"},
      "eksKubeProxyVersion", "must not be newer than the control plane"),
 ]  # fmt: skip

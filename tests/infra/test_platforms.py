@@ -11,6 +11,7 @@ import json
 import pytest
 
 from app.contract import DEFAULT_PORT, Env
+from infra.kubernetes.addon_versions import listed_versions
 from infra.kubernetes.image_repository import repository_name
 from infra.settings.platform import ADDON_VERSION_KEYS
 from pyscale import stacks
@@ -103,6 +104,18 @@ def test_eks_add_ons_are_the_stacks_pins_never_a_default_looked_up_at_deploy(shi
     assert addons == {name: configured("dev-eks", key) for name, key in ADDON_VERSION_KEYS.items()}
     # A default would move under the stack (EKS changes it): nothing asks EKS for one.
     assert not [call for call in run.data_source_calls if "getAddonVersion" in call[0]]
+
+
+def test_eks_refuses_an_add_on_version_not_listed_for_the_cluster_version_as_eks_does():
+    # GIVEN dev-eks with coredns pinned at a version EKS lists for 1.32 only
+    older = listed_versions("coredns", "1.32")[-1]
+    assert older not in listed_versions("coredns", configured("dev-eks", "kubernetesVersion"))
+    # THEN CreateAddon's error, naming the add-on and the version
+    with pytest.raises(ProgramError, match="Addon version specified is not supported") as error:
+        run_stack("dev-eks", {"eksCorednsVersion": older})
+    assert f"(coredns {older};" in error.value.message
+    # and the next run in this process starts clean (the failed run's registrations settled)
+    assert run_stack("dev-eks").of_type("aws:eks/addon:Addon")
 
 
 def test_eks_pods_join_the_albs_ip_target_group_through_a_binding(shipped_run):

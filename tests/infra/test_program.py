@@ -263,6 +263,28 @@ def test_a_deploy_with_the_shipped_example_domain_is_refused_before_any_resource
     assert run_stack("prod", real, preview=False).of_type("aws:route53/record:Record")
 
 
+def test_a_deploy_with_a_shipped_placeholder_image_digest_is_refused_before_any_resource():
+    # GIVEN dev-k8s's images by the all-zeros digest no registry serves
+    stack, keys = "dev-k8s", ["appImage", "valkeyImage"]
+    with pytest.raises(ProgramError) as failure:
+        run_stack(stack, preview=False)
+    # THEN `pulumi up` stops before any resource, naming each key; a preview only warns
+    assert failure.value.clean
+    assert failure.value.resources == []
+    for key in keys:
+        assert f"- pyscale:{key}: holds the shipped EXAMPLE value" in failure.value.message
+    warnings = run_stack(stack).warnings
+    assert all(any(f"pyscale:{key} holds" in w for w in warnings) for key in keys), warnings
+    real = {key: configured_digest(stack, key) for key in keys}
+    assert run_stack(stack, real, preview=False).resources
+
+
+def configured_digest(stack: str, key: str) -> str:
+    """The stack's image for ``key`` with a (made-up) non-placeholder digest."""
+    image = str(engine_config(stack)[f"pyscale:{key}"])
+    return image.rsplit("@sha256:", 1)[0] + "@sha256:" + "ab" * 32
+
+
 def test_prod_alb_is_protected_logged_and_behind_waf(shipped_run):
     run = shipped_run("prod")
     alb = run.one(ALB)
