@@ -106,6 +106,26 @@ if _settings.redis is not None and _settings.redis.auth_secret_arn:
         )
         sys.exit(2)
 
+# -- IAM authentication: the credentials that sign the tokens are there before any worker --
+# Without them every cache connection would fail its AUTH and the app would run uncached
+# with nothing in its log at start; stop like a bad variable does instead.
+if _settings.redis is not None and _settings.redis.iam is not None:
+    from app.elasticache_iam import ElastiCacheIamCredentialProvider  # botocore: IAM only
+
+    _iam = _settings.redis.iam
+    try:
+        ElastiCacheIamCredentialProvider(
+            user_id=_iam.user_id, replication_group_id=_iam.replication_group_id,
+            region=_iam.region,
+        ).get_credentials()  # fmt: skip
+    except Exception as error:  # botocore's credential errors, or none found
+        print(
+            f"pyscale app: {Env.REDIS_IAM_USER}={_iam.user_id}: cannot sign ElastiCache IAM "
+            f"tokens: {error}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
 
 def on_starting(server: Arbiter) -> None:
     """Start with an empty metrics directory: files of a previous run's workers would count."""

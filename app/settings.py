@@ -286,7 +286,8 @@ class AppEnvironment(BaseSettings):
     """ElastiCache IAM authentication: the user the app connects as, with a 15-minute SigV4
     token of its AWS credentials (the instance role or the pod's) for each new connection
     instead of a password. Needs a rediss:// REDIS_URL, REDIS_IAM_REPLICATION_GROUP and
-    AWS_REGION; exclusive with REDIS_AUTH_SECRET_ARN and a password in REDIS_URL."""
+    AWS_REGION; exclusive with REDIS_AUTH_SECRET_ARN and a password in REDIS_URL. gunicorn
+    stops at start (exit 2) when no AWS credentials can sign the tokens."""
     redis_iam_replication_group: str | None = variable(
         Env.REDIS_IAM_REPLICATION_GROUP,
         None,

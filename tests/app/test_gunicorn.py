@@ -196,6 +196,35 @@ def test_an_unreadable_auth_token_stops_gunicorn_with_a_clear_message(tmp_path, 
     assert "Traceback" not in server.output()
 
 
+def test_no_aws_credentials_to_sign_iam_tokens_stops_gunicorn_with_a_clear_message(
+    tmp_path, tls_redis_server, monkeypatch
+):
+    # No credential anywhere botocore looks, and no instance metadata to ask.
+    for name in (
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+    ):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "REDIS_URL": tls_redis_server.url.replace(f":{tls_redis_server.password}@", ""),
+        "REDIS_TLS_CA_FILE": str(tls_redis_server.tls.ca_file),
+        "REDIS_IAM_USER": "pyscale-prod-app",
+        "REDIS_IAM_REPLICATION_GROUP": "pyscale-prod-redis",
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    server = start_gunicorn(tmp_path, env, wait=False)
+    returncode = exit_status_of_refused_start(server)
+
+    assert returncode == 2
+    assert "REDIS_IAM_USER=pyscale-prod-app: cannot sign ElastiCache IAM tokens" in server.output()
+    assert "no AWS credentials found" in server.output()
+    assert "Traceback" not in server.output()
+
+
 def test_an_unusable_metrics_directory_stops_gunicorn_naming_the_variable(tmp_path):
     in_the_way = tmp_path / "not-a-directory"
     in_the_way.write_text("")
