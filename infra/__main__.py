@@ -32,11 +32,18 @@ from infra.encryption import StackKey, StackKeyArgs
 from infra.fleet import Fleet, FleetArgs
 from infra.flow_logs import FlowLogs, FlowLogsArgs
 from infra.kubernetes.capacity import CapacityPlan
+from infra.kubernetes.eks_cluster import asg_name_of
 from infra.kubernetes.eks_platform import EksPlatform, EksPlatformArgs
 from infra.kubernetes.existing_cluster import ExistingClusterArgs, ExistingClusterPlatform
 from infra.kubernetes.stack import addon_versions, admin_principal_arn, capacity_plan
 from infra.load_balancer import LoadBalancer, LoadBalancerArgs
-from infra.monitoring import Monitoring, MonitoringArgs
+from infra.monitoring import (
+    ClusterCompute,
+    FleetCompute,
+    Monitoring,
+    MonitoringArgs,
+    NodeGroupTarget,
+)
 from infra.network import Network, NetworkArgs
 from infra.release import AppRelease, AppReleaseArgs, ReleaseArtifact, build_release
 from infra.security_groups import SecurityGroups, SecurityGroupsArgs
@@ -200,18 +207,11 @@ def ec2_fleet(shared: SharedAws, artifact: ReleaseArtifact) -> None:
             tags=settings.tag_map,
         ),
     )
-    monitoring = Monitoring(
-        name,
-        MonitoringArgs(
-            settings=settings.monitoring,
+    monitoring(
+        shared,
+        FleetCompute(
             fleet=settings.fleet,
-            cache=settings.cache,
-            region=settings.region,
-            load_balancer_arn_suffix=shared.load_balancer.alb_arn_suffix,
-            target_group_arn_suffix=shared.load_balancer.target_group_arn_suffix,
             asg_name=fleet.asg_name,
-            cache_replication_group_id=shared.cache.replication_group_id,
-            topic_key_arn=shared.stack_key.key_arn,
             metrics_namespace=metrics_namespace,
             metrics_stack=name,
             endpoints=route_templates(),
@@ -224,8 +224,25 @@ def ec2_fleet(shared: SharedAws, artifact: ReleaseArtifact) -> None:
     pulumi.export("architecture", fleet.architecture)
     pulumi.export("artifactLocation", release.location)
     pulumi.export("appVersion", release.app_version)
-    pulumi.export("alarmTopicArn", monitoring.topic_arn)
-    pulumi.export("dashboardName", monitoring.dashboard_name)
+
+
+def monitoring(shared: SharedAws, compute: FleetCompute | ClusterCompute) -> None:
+    """The alarms (to the stack's topic) and the dashboard of either AWS platform."""
+    alarms = Monitoring(
+        name,
+        MonitoringArgs(
+            settings=settings.monitoring,
+            cache=settings.cache,
+            region=settings.region,
+            load_balancer_arn_suffix=shared.load_balancer.alb_arn_suffix,
+            target_group_arn_suffix=shared.load_balancer.target_group_arn_suffix,
+            cache_replication_group_id=shared.cache.replication_group_id,
+            topic_key_arn=shared.stack_key.key_arn,
+            compute=compute,
+        ),
+    )
+    pulumi.export("alarmTopicArn", alarms.topic_arn)
+    pulumi.export("dashboardName", alarms.dashboard_name)
 
 
 def eks_platform(shared: SharedAws, capacity: CapacityPlan) -> None:
@@ -263,6 +280,18 @@ def eks_platform(shared: SharedAws, capacity: CapacityPlan) -> None:
     pulumi.export("kubernetesNamespace", settings.platform.namespace)
     # The pod budget the app's requests were sized to (the plan shows it).
     pulumi.export("podsPerNode", capacity.pods_per_node)
+    monitoring(
+        shared,
+        ClusterCompute(
+            cluster_name=eks.eks.cluster.name,
+            node_groups=[
+                NodeGroupTarget(key, asg_name_of(group))
+                for key, group in eks.eks.node_groups.items()
+            ],
+            min_pods=settings.platform.hpa_min_replicas,
+            max_pods=settings.platform.hpa_max_replicas,
+        ),
+    )
 
 
 if settings.platform.platform is Platform.KUBERNETES:

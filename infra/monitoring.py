@@ -1,24 +1,46 @@
-"""Monitoring: CloudWatch alarms to an SNS topic (optionally emailed), and a dashboard.
+"""Monitoring: CloudWatch alarms to an SNS topic (optionally emailed), and a dashboard, for
+the platforms that run on AWS: ec2 (an Auto Scaling group) and eks (a cluster's pods).
 
-Alarms (thresholds in ``AlarmThresholds``, each documented with its default):
+Alarms (thresholds in ``AlarmThresholds``, each documented with its default). Shared by
+both platforms, as their ALB, target group and cache are the same components:
 - ALB 5xx rate: target + load balancer 5xx as a percentage of requests (metric math);
 - target p99 latency (TargetResponseTime, p99);
 - unhealthy hosts in the target group, sustained (a rolling refresh's brief unhealthy
   instances do not page);
-- fewer healthy hosts than the fleet's ``minSize``, missing data breaching, and an absolute
-  count of load-balancer 5xx: a total outage, which the rate alarm (no requests to divide
-  by) and the unhealthy-hosts alarm (0 when the group is empty) both miss;
+- fewer healthy targets than the compute's minimum (ec2: ``minSize`` instances; eks:
+  ``hpaMinReplicas`` pods), missing data breaching, and an absolute count of load-balancer
+  5xx: a total outage, which the rate alarm (no requests to divide by) and the
+  unhealthy-hosts alarm (0 when the group is empty) both miss;
+- per cache node: host CPU, engine CPU, memory use, evictions, and replication lag (only
+  when the cache has replicas).
+
+ec2 (``FleetCompute``):
 - Auto Scaling group pinned at its maximum (in-service instances >= the group's own
   GroupMaxSize, metric math, so scheduled maximums count): scaling has run out of room,
   raise ``maxSize`` or the instance size;
-- per cache node: host CPU, engine CPU, memory use, evictions, and replication lag (only
-  when the cache has replicas);
 - the app's own cache errors (its metrics, scraped from /metrics on each instance by the
   CloudWatch agent into ``metrics_namespace``): Redis failing under the app even while
   ElastiCache's node metrics look healthy (a wrong password, a security group, TLS).
 
-The dashboard shows the ALB, the fleet, the cache nodes and the app's metrics: its cache
-hit ratio (near-cache and Redis hits over all lookups) and average latency per endpoint.
+eks (``ClusterCompute``), from metrics AWS publishes without an agent or add-on:
+- the HPA at its maximum: the ip target group's targets are the app's ready pods, so
+  HealthyHostCount at ``hpaMaxReplicas`` for ``pinned_at_max_minutes`` is the HPA out of
+  room (raise ``hpaMaxReplicas``, and ``maxSize`` for the nodes they need); pods that are
+  not ready are the target group's unhealthy targets (the shared alarms above);
+- each managed node group at its maximum, on its Auto Scaling group's own group metrics
+  (EKS enables them on the groups it creates; amazon-eks-user-guide
+  observability/enable-asg-metrics.adoc). The group's name is known only once EKS has
+  made it (``NodeGroup.resources[0].autoscaling_groups[0].name``, read after create by
+  terraform-provider-aws's node_group.go): it reaches the alarm as an Output;
+- pods the scheduler cannot place (``scheduler_pending_pods_UNSCHEDULABLE``) and API
+  server 5xx (``apiserver_request_total_5XX``): the control plane's metrics EKS publishes
+  free in ``AWS/EKS`` by ``ClusterName`` for Kubernetes 1.28+ (observability/cloudwatch.adoc).
+Per-pod CPU, memory and restarts need Container Insights (the amazon-cloudwatch-observability
+add-on), billed per observation: not installed (README "Alarms").
+
+The dashboard shows the ALB, the compute (ec2: the fleet and the app's metrics, its cache
+hit ratio and average latency per endpoint; eks: pods against the HPA's bounds, node
+groups, node CPU, the control plane), and the cache nodes.
 
 Cache node ids follow ElastiCache's naming for member clusters —
 ``<group>-<node:03>`` with cluster mode off, ``<group>-<shard:04>-<node:03>`` with it on —
@@ -51,11 +73,11 @@ class AlarmThresholds:
     alb_5xx_percent (5): 5xx responses as % of requests, 3 of 5 one-minute periods.
     p99_latency_seconds (1.0): target p99 response time, 3 of 5 one-minute periods.
     unhealthy_minutes (5): minutes with >= 1 unhealthy target before alarming.
-    too_few_healthy_minutes (3): minutes with fewer healthy targets than the fleet's
-        minSize (or no data at all: no target registered, or the ALB reports nothing).
+    too_few_healthy_minutes (3): minutes with fewer healthy targets than the compute's
+        minimum (or no data at all: no target registered, or the ALB reports nothing).
     alb_5xx_count (20): load-balancer-generated 5xx per minute, 3 of 5 minutes: fires when
         no target answers at all, when the rate alarm has no requests to divide by.
-    pinned_at_max_minutes (15): minutes at max size before alarming.
+    pinned_at_max_minutes (15): minutes at max size (a group's, or the HPA's) before alarming.
     cache_cpu_percent (80): host CPU of a cache node, 3 five-minute periods.
     cache_engine_cpu_percent (80): the engine thread's CPU (the real ceiling of Redis/Valkey).
     cache_memory_percent (80): DatabaseMemoryUsagePercentage of a node.
@@ -64,6 +86,10 @@ class AlarmThresholds:
     replication_lag_seconds (10): a replica this far behind serves stale reads on failover.
     app_cache_errors (50): Redis errors the app counted in 5 minutes, summed over the fleet
         (each costs a request one short timeout; the circuit breaker then bypasses Redis).
+    unschedulable_minutes (10): minutes with a pod the scheduler cannot place (no node has
+        room and the Cluster Autoscaler cannot add one: the node group is at its maximum,
+        or the instance type cannot hold the pod).
+    api_server_5xx (10): API server 5xx responses in a minute, 3 of 5 minutes.
     """
 
     alb_5xx_percent: float = 5.0
@@ -78,6 +104,50 @@ class AlarmThresholds:
     cache_evictions: float = 1000.0
     replication_lag_seconds: float = 10.0
     app_cache_errors: float = 50.0
+    unschedulable_minutes: int = 10
+    api_server_5xx: float = 10.0
+
+
+@dataclass(frozen=True)
+class FleetCompute:
+    """ec2's compute as its alarms see it.
+
+    fleet: the fleet's settings: the minimum "too few healthy hosts" compares with.
+    asg_name: the fleet's Auto Scaling group.
+    metrics_namespace / metrics_stack: where the app's metrics are and the ``stack``
+        dimension they carry (infra.boot.AppMetrics).
+    endpoints: the app's route templates, one latency line each on the dashboard.
+    """
+
+    fleet: FleetSettings
+    asg_name: pulumi.Input[str]
+    metrics_namespace: str
+    metrics_stack: str
+    endpoints: Sequence[str]
+
+
+@dataclass(frozen=True)
+class NodeGroupTarget:
+    """One managed node group: its key ("on-demand", "spot": part of its alarm's name) and
+    the Auto Scaling group EKS made for it (infra.kubernetes.eks_cluster: asg_name_of)."""
+
+    key: str
+    asg_name: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class ClusterCompute:
+    """eks's compute as its alarms see it.
+
+    cluster_name: the EKS cluster (the ``ClusterName`` of its control-plane metrics).
+    node_groups: its managed node groups.
+    min_pods / max_pods: the app's HPA bounds (hpaMinReplicas, hpaMaxReplicas).
+    """
+
+    cluster_name: pulumi.Input[str]
+    node_groups: Sequence[NodeGroupTarget]
+    min_pods: int
+    max_pods: int
 
 
 @dataclass(frozen=True)
@@ -86,31 +156,24 @@ class MonitoringArgs:
 
     settings: the monitoring keys (the alarm email, subscribed when set; AWS emails a
         confirmation link first).
-    fleet: the fleet's settings: the minimum "too few healthy hosts" compares with.
     cache: the cache's settings: which cache nodes exist (their ids derive from its
         topology, shards and replicas).
     region: for the dashboard's widgets.
     load_balancer_arn_suffix / target_group_arn_suffix: the ALB metric dimensions.
-    asg_name: the fleet's Auto Scaling group. cache_replication_group_id: the cache's.
+    cache_replication_group_id: the cache's.
     topic_key_arn: the stack's KMS key (infra.encryption.StackKey.key_arn).
-    metrics_namespace / metrics_stack: where the app's metrics are and the ``stack``
-        dimension they carry (infra.boot.AppMetrics).
-    endpoints: the app's route templates, one latency line each on the dashboard.
+    compute: what runs the app, ec2's fleet or eks's cluster.
     thresholds: see AlarmThresholds.
     """
 
     settings: MonitoringSettings
-    fleet: FleetSettings
     cache: CacheSettings
     region: str
     load_balancer_arn_suffix: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
-    asg_name: pulumi.Input[str]
     cache_replication_group_id: pulumi.Input[str]
     topic_key_arn: pulumi.Input[str]
-    metrics_namespace: str
-    metrics_stack: str
-    endpoints: Sequence[str]
+    compute: FleetCompute | ClusterCompute
     thresholds: AlarmThresholds = AlarmThresholds()
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -161,9 +224,14 @@ class Monitoring(pulumi.ComponentResource):
             )
         self._alarms: list[aws.cloudwatch.MetricAlarm] = []
         self._load_balancer_alarms()
-        self._fleet_alarms()
+        compute = args.compute
+        if isinstance(compute, FleetCompute):
+            self._fleet_alarms(compute)
+        else:
+            self._cluster_alarms(compute)
         self._cache_alarms()
-        self._app_alarms()
+        if isinstance(compute, FleetCompute):
+            self._app_alarms(compute)
         dashboard = aws.cloudwatch.Dashboard(
             f"{name}-dashboard",
             dashboard_name=f"{name}-overview",
@@ -189,6 +257,26 @@ class Monitoring(pulumi.ComponentResource):
             cache.topology is CacheTopology.CLUSTER, cache.shards, cache.replicas_per_shard
         )
 
+    def _load_balancer_dimensions(self) -> dict[str, pulumi.Input[str]]:
+        """The load balancer's metrics (requests, 5xx, response time)."""
+        return {"LoadBalancer": self._args.load_balancer_arn_suffix}
+
+    def _target_group_dimensions(self) -> dict[str, pulumi.Input[str]]:
+        """The target group's: its instances (ec2) or pod IPs (eks) are its targets. ELBv2
+        publishes target health by LoadBalancer and TargetGroup together, for either
+        target type."""
+        return {
+            **self._load_balancer_dimensions(),
+            "TargetGroup": self._args.target_group_arn_suffix,
+        }
+
+    def _minimum_targets(self) -> tuple[int, str]:
+        """(the fewest healthy targets that are normal, what they are)."""
+        compute = self._args.compute
+        if isinstance(compute, FleetCompute):
+            return compute.fleet.min_size, "the fleet's minimum"
+        return compute.min_pods, "the HPA's minimum of app pods"
+
     # -------------------------------------------------------------------------------------
     def _alarm(self, label: str, description: str, **kwargs: Any) -> None:
         kwargs.setdefault("treat_missing_data", "notBreaching")
@@ -206,8 +294,8 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _load_balancer_alarms(self) -> None:
-        args, limits = self._args, self._args.thresholds
-        alb = {"LoadBalancer": args.load_balancer_arn_suffix}
+        limits = self._args.thresholds
+        alb, target_group = self._load_balancer_dimensions(), self._target_group_dimensions()
 
         def alb_metric(
             metric_id: str, metric_name: str
@@ -261,10 +349,7 @@ class Monitoring(pulumi.ComponentResource):
             f"A target failed its health check for {limits.unhealthy_minutes} minutes",
             namespace="AWS/ApplicationELB",
             metric_name="UnHealthyHostCount",
-            dimensions={
-                "LoadBalancer": args.load_balancer_arn_suffix,
-                "TargetGroup": args.target_group_arn_suffix,
-            },
+            dimensions=target_group,
             statistic="Maximum",
             period=60,
             evaluation_periods=limits.unhealthy_minutes,
@@ -275,23 +360,21 @@ class Monitoring(pulumi.ComponentResource):
         # and UnHealthyHostCount is 0 when the group is empty. HealthyHostCount is reported
         # while health checks are on; Maximum is the best any ALB node sees (AWS's ALB
         # metrics docs: Average, Minimum and Maximum are its useful statistics), so below
-        # minSize means the fleet really is short. Missing data counts as breaching.
+        # the minimum means the app really is short. Missing data counts as breaching.
+        minimum, what = self._minimum_targets()
         self._alarm(
             "too-few-healthy-hosts",
-            f"Fewer healthy targets than the fleet's minimum of {args.fleet.min_size} for "
+            f"Fewer healthy targets than {what} of {minimum} for "
             f"{limits.too_few_healthy_minutes} minutes (or none reported): the app is down "
             "or degraded",
             namespace="AWS/ApplicationELB",
             metric_name="HealthyHostCount",
-            dimensions={
-                "LoadBalancer": args.load_balancer_arn_suffix,
-                "TargetGroup": args.target_group_arn_suffix,
-            },
+            dimensions=target_group,
             statistic="Maximum",
             period=60,
             evaluation_periods=limits.too_few_healthy_minutes,
             comparison_operator="LessThanThreshold",
-            threshold=max(args.fleet.min_size, 1),
+            threshold=max(minimum, 1),
             treat_missing_data="breaching",
         )
         # HTTPCode_ELB_5XX_Count is reported only when non-zero; Sum is its useful
@@ -311,9 +394,9 @@ class Monitoring(pulumi.ComponentResource):
             threshold=limits.alb_5xx_count,
         )
 
-    def _fleet_alarms(self) -> None:
-        args, limits = self._args, self._args.thresholds
-        group = {"AutoScalingGroupName": args.asg_name}
+    def _at_max_alarm(self, label: str, asg_name: pulumi.Input[str], description: str) -> None:
+        """An Auto Scaling group pinned at its own GroupMaxSize (a group metric)."""
+        group = {"AutoScalingGroupName": asg_name}
 
         def group_metric(
             metric_id: str, metric_name: str, statistic: str
@@ -330,16 +413,12 @@ class Monitoring(pulumi.ComponentResource):
                 return_data=False,
             )
 
-        # Against the group's own GroupMaxSize (a group metric enabled by the fleet), not
-        # the configured maxSize: a scheduled action that raises or lowers the maximum
-        # would make a fixed threshold misfire or never fire.
         self._alarm(
-            "asg-at-max",
-            f"The fleet has run at its maximum size for {limits.pinned_at_max_minutes} "
-            "minutes: raise maxSize (or the scheduled maximum) or the instance size",
+            label,
+            description,
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
-            evaluation_periods=limits.pinned_at_max_minutes,
+            evaluation_periods=self._args.thresholds.pinned_at_max_minutes,
             metric_queries=[
                 group_metric("inservice", "GroupInServiceInstances", "Minimum"),
                 group_metric("maxsize", "GroupMaxSize", "Maximum"),
@@ -350,6 +429,76 @@ class Monitoring(pulumi.ComponentResource):
                     return_data=True,
                 ),
             ],
+        )
+
+    def _fleet_alarms(self, compute: FleetCompute) -> None:
+        # Against the group's own GroupMaxSize (a group metric enabled by the fleet), not
+        # the configured maxSize: a scheduled action that raises or lowers the maximum
+        # would make a fixed threshold misfire or never fire.
+        self._at_max_alarm(
+            "asg-at-max",
+            compute.asg_name,
+            f"The fleet has run at its maximum size for "
+            f"{self._args.thresholds.pinned_at_max_minutes} minutes: raise maxSize (or the "
+            "scheduled maximum) or the instance size",
+        )
+
+    def _cluster_alarms(self, compute: ClusterCompute) -> None:
+        limits = self._args.thresholds
+        # The ip target group's healthy targets are the app's ready pods: at the HPA's
+        # maximum for this long, the HPA has no room left (Maximum: the best any ALB node
+        # sees, as for too-few-healthy-hosts). A rollout's surge pods count for minutes only.
+        self._alarm(
+            "hpa-at-max",
+            f"The app has run at the HPA's maximum of {compute.max_pods} ready pods for "
+            f"{limits.pinned_at_max_minutes} minutes: raise hpaMaxReplicas (and maxSize for "
+            "the nodes they need)",
+            namespace="AWS/ApplicationELB",
+            metric_name="HealthyHostCount",
+            dimensions=self._target_group_dimensions(),
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=limits.pinned_at_max_minutes,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=compute.max_pods,
+        )
+        # EKS enables group metrics on the Auto Scaling groups of managed node groups.
+        for group in compute.node_groups:
+            self._at_max_alarm(
+                f"nodes-{group.key}-at-max",
+                group.asg_name,
+                f"The {group.key} node group has run at its maximum size for "
+                f"{limits.pinned_at_max_minutes} minutes: the Cluster Autoscaler cannot add "
+                "nodes (raise maxSize or the instance size)",
+            )
+        cluster = {"ClusterName": compute.cluster_name}
+        # Reported by the scheduler only while it has pods in that queue: missing = none.
+        self._alarm(
+            "unschedulable-pods",
+            f"A pod has waited {limits.unschedulable_minutes} minutes for a node that can "
+            "hold it: node groups at their maximum, or requests no node type can meet",
+            namespace="AWS/EKS",
+            metric_name="scheduler_pending_pods_UNSCHEDULABLE",
+            dimensions=cluster,
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=limits.unschedulable_minutes,
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+        )
+        self._alarm(
+            "api-server-5xx",
+            f"The Kubernetes API server answered more than {limits.api_server_5xx:g} 5xx a "
+            "minute: deploys, the autoscalers and the load balancer controller fail with it",
+            namespace="AWS/EKS",
+            metric_name="apiserver_request_total_5XX",
+            dimensions=cluster,
+            statistic="Sum",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            comparison_operator="GreaterThanThreshold",
+            threshold=limits.api_server_5xx,
         )
 
     def _cache_alarms(self) -> None:
@@ -398,15 +547,15 @@ class Monitoring(pulumi.ComponentResource):
                     threshold=threshold,
                 )
 
-    def _app_alarms(self) -> None:
-        args, limits = self._args, self._args.thresholds
+    def _app_alarms(self, compute: FleetCompute) -> None:
+        limits = self._args.thresholds
         self._alarm(
             "app-cache-errors",
             f"The app counted more than {limits.app_cache_errors:g} Redis errors in 5 minutes "
             "(timeouts, refused connections, authentication): requests compute without the cache",
-            namespace=args.metrics_namespace,
+            namespace=compute.metrics_namespace,
             metric_name="pyscale_cache_errors_total",
-            dimensions={"stack": args.metrics_stack},
+            dimensions={"stack": compute.metrics_stack},
             statistic="Sum",
             period=300,
             evaluation_periods=1,
@@ -416,8 +565,10 @@ class Monitoring(pulumi.ComponentResource):
 
     # -------------------------------------------------------------------------------------
     def _dashboard_body(self) -> pulumi.Output[str]:
+        """One body per platform: the ALB and the cache as on every stack, the compute's
+        own widgets beside them (same grid, so the views read alike)."""
         args = self._args
-        alb, tg = args.load_balancer_arn_suffix, args.target_group_arn_suffix
+        alb = args.load_balancer_arn_suffix
         nodes = [
             pulumi.Output.concat(args.cache_replication_group_id, "-", suffix)
             for suffix in self._cache_node_suffixes()
@@ -445,6 +596,31 @@ class Monitoring(pulumi.ComponentResource):
         def per_node(metric: str) -> list[list[Any]]:
             return [["AWS/ElastiCache", metric, "CacheClusterId", node] for node in nodes]
 
+        target_group = [value for pair in self._target_group_dimensions().items() for value in pair]
+        compute = args.compute
+        if isinstance(compute, FleetCompute):
+            targets = "Targets healthy / unhealthy"
+            beside, below, last_row = self._fleet_widgets(compute, widget)
+        else:
+            targets = "App pods ready / not ready (target group)"
+            beside, below, last_row = self._cluster_widgets(compute, widget)
+        health = widget(
+            targets,
+            [
+                ["AWS/ApplicationELB", metric, *target_group]
+                for metric in ("HealthyHostCount", "UnHealthyHostCount")
+            ],
+            0,
+            6,
+            stat="Maximum",
+        )
+        if isinstance(compute, ClusterCompute):
+            health["properties"]["annotations"] = {
+                "horizontal": [
+                    {"label": "HPA minimum", "value": compute.min_pods},
+                    {"label": "HPA maximum", "value": compute.max_pods},
+                ]
+            }
         widgets = [
             widget(
                 "Requests and errors (ALB)",
@@ -466,41 +642,9 @@ class Monitoring(pulumi.ComponentResource):
                 0,
                 stat="p99",
             ),
-            widget(
-                "Targets healthy / unhealthy",
-                [
-                    ["AWS/ApplicationELB", m, "TargetGroup", tg, "LoadBalancer", alb]
-                    for m in ("HealthyHostCount", "UnHealthyHostCount")
-                ],
-                0,
-                6,
-                stat="Maximum",
-            ),
-            widget(
-                "Fleet size",
-                [
-                    ["AWS/AutoScaling", m, "AutoScalingGroupName", args.asg_name]
-                    for m in ("GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize")
-                ],
-                12,
-                6,
-                stat="Maximum",
-            ),
-            widget(
-                "Fleet CPU % and memory %",
-                [
-                    ["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", args.asg_name],
-                    [
-                        args.metrics_namespace,
-                        "mem_used_percent",
-                        "AutoScalingGroupName",
-                        args.asg_name,
-                    ],
-                ],
-                0,
-                12,
-                stat="Average",
-            ),
+            health,
+            beside,
+            below,
             widget(
                 "Cache hits / misses",
                 per_node("CacheHits") + per_node("CacheMisses"),
@@ -515,15 +659,84 @@ class Monitoring(pulumi.ComponentResource):
                 18,
                 stat="Maximum",
             ),
-            *self._app_widgets(widget, y=24),
+            *last_row,
         ]
         return pulumi.Output.json_dumps({"widgets": widgets})
 
-    def _app_widgets(self, widget: Widget, y: int) -> list[dict[str, Any]]:
+    def _fleet_widgets(
+        self, compute: FleetCompute, widget: Widget
+    ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        """(beside the target health, below it, the last row): the fleet and the app."""
+        asg = compute.asg_name
+        size = widget(
+            "Fleet size",
+            [
+                ["AWS/AutoScaling", m, "AutoScalingGroupName", asg]
+                for m in ("GroupInServiceInstances", "GroupDesiredCapacity", "GroupMaxSize")
+            ],
+            12,
+            6,
+        )
+        size["properties"]["stat"] = "Maximum"
+        usage = widget(
+            "Fleet CPU % and memory %",
+            [
+                ["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", asg],
+                [compute.metrics_namespace, "mem_used_percent", "AutoScalingGroupName", asg],
+            ],
+            0,
+            12,
+        )
+        usage["properties"]["stat"] = "Average"
+        return size, usage, self._app_widgets(compute, widget, y=24)
+
+    def _cluster_widgets(
+        self, compute: ClusterCompute, widget: Widget
+    ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+        """(beside the pods, below them, the last row): node groups, their CPU, the control
+        plane. Node memory needs an agent on the nodes (Container Insights): not shown."""
+        groups = [group.asg_name for group in compute.node_groups]
+        size = widget(
+            "Node groups: nodes in service / maximum",
+            [
+                ["AWS/AutoScaling", metric, "AutoScalingGroupName", asg]
+                for asg in groups
+                for metric in ("GroupInServiceInstances", "GroupMaxSize")
+            ],
+            12,
+            6,
+        )
+        size["properties"]["stat"] = "Maximum"
+        usage = widget(
+            "Node CPU %",
+            [["AWS/EC2", "CPUUtilization", "AutoScalingGroupName", asg] for asg in groups],
+            0,
+            12,
+        )
+        usage["properties"]["stat"] = "Average"
+        cluster = ["ClusterName", compute.cluster_name]
+        api = widget(
+            "Kubernetes API requests and 5xx",
+            [
+                ["AWS/EKS", metric, *cluster]
+                for metric in ("apiserver_request_total", "apiserver_request_total_5XX")
+            ],
+            0,
+            24,
+        )
+        pending = widget(
+            "Pods waiting for a node (unschedulable)",
+            [["AWS/EKS", "scheduler_pending_pods_UNSCHEDULABLE", *cluster]],
+            12,
+            24,
+        )
+        pending["properties"]["stat"] = "Maximum"
+        return size, usage, [api, pending]
+
+    def _app_widgets(self, compute: FleetCompute, widget: Widget, y: int) -> list[dict[str, Any]]:
         """The app's own view: hit ratio over every lookup (near cache and Redis), and the
         average time per request of each endpoint (the summary's sum over its count)."""
-        args = self._args
-        ns, stack = args.metrics_namespace, args.metrics_stack
+        ns, stack = compute.metrics_namespace, compute.metrics_stack
 
         def app_metric(metric_id: str, name: str, *dimensions: str) -> list[Any]:
             return [ns, name, "stack", stack, *dimensions, {"id": metric_id, "visible": False}]
@@ -534,7 +747,7 @@ class Monitoring(pulumi.ComponentResource):
             [{"expression": "100 * hits / (hits + misses)", "label": "hit ratio %", "id": "ratio"}],
         ]
         latency: list[list[Any]] = []
-        for index, endpoint in enumerate(args.endpoints):
+        for index, endpoint in enumerate(compute.endpoints):
             latency += [
                 app_metric(f"sum{index}", "pyscale_http_request_seconds_sum", "endpoint", endpoint),
                 app_metric(f"n{index}", "pyscale_http_request_seconds_count", "endpoint", endpoint),

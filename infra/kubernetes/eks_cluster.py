@@ -97,6 +97,26 @@ class NodeGroupSpec:
     max_size: int
 
 
+def asg_name_of(node_group: aws.eks.NodeGroup) -> pulumi.Output[str]:
+    """The Auto Scaling group EKS made for a managed node group: known only after create
+    (terraform-provider-aws internal/service/eks/node_group.go sets the computed
+    ``resources[0].autoscaling_groups[*].name`` from DescribeNodegroup once the group is
+    ACTIVE; EKS makes one group per node group), so it is an Output for what watches it."""
+
+    def first(resources: Sequence[aws.eks.outputs.NodeGroupResource] | None) -> str:
+        names = [
+            group.name
+            for resource in resources or []
+            for group in resource.autoscaling_groups or []
+            if group.name
+        ]
+        if not names:  # EKS reports the group once the node group is ACTIVE
+            raise ValueError("the node group reports no Auto Scaling group")
+        return names[0]
+
+    return node_group.resources.apply(first)
+
+
 @dataclass(frozen=True)
 class EksClusterArgs:
     """Inputs of EksCluster.

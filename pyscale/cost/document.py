@@ -291,7 +291,7 @@ def pod_fleet_of(
     """The eks app's pods as capacity needs them, and the nodes a number of them keeps
     running (None: no HPA-scaled Deployment on an on-demand node group)."""
     from infra.kubernetes import capacity as pod_budget  # the vendored node tables
-    from pyscale.plan.kubernetes import app_deployment
+    from pyscale.plan.kubernetes import app_deployment, hpa_cpu_target
 
     hpa, deployment = app_deployment(context.of_type)
     groups = [
@@ -315,14 +315,7 @@ def pod_fleet_of(
     max_pods = whole(hpa.inputs, "spec.maxReplicas", min_pods)
     min_nodes = whole(group.inputs, "scalingConfig.minSize", 0)
     max_nodes = whole(group.inputs, "scalingConfig.maxSize", min_nodes)
-    target = next(
-        (
-            plain(lookup(metric, "resource.target.averageUtilization"))
-            for metric in lookup(hpa.inputs, "spec.metrics") or []
-            if lookup(metric, "resource.name") == "cpu"
-        ),
-        None,
-    )
+    target = hpa_cpu_target(hpa)
     instance_type = str(types[0]) if types else None
     if instance_type is None or not cpu or not memory:
         return None

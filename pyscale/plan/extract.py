@@ -24,6 +24,7 @@ PARAMETER_GROUP = "aws:elasticache/parameterGroup:ParameterGroup"
 WARM_POOL = "aws:autoscaling/warmPool:WarmPool"
 SSM_GET_PARAMETER = "aws:ssm/getParameter:getParameter"
 MIN_REFERENCE_LENGTH = 8
+KUBERNETES_TYPES = ("kubernetes:", "pulumi:providers:kubernetes")
 
 # --------------------------------------------------------------------------------------------
 # Settings per resource type: setting name (stable, snake_case: part of the JSON contract)
@@ -383,6 +384,10 @@ def _references(resources: Iterable[Resource]) -> dict[str, str]:
     """
     references: dict[str, str] = {}
     for resource in resources:
+        # A Kubernetes object's id is its [namespace/]name, unique only within its kind:
+        # a Deployment named like a ClusterRole is not a reference to it.
+        if resource.type.startswith(KUBERNETES_TYPES):
+            continue
         outputs = getattr(resource, "outputs", None) or {}
         for attribute, value in (
             ("id", getattr(resource, "id", None)),
@@ -394,13 +399,15 @@ def _references(resources: Iterable[Resource]) -> dict[str, str]:
     return references
 
 
-def _with_references(value: Any, references: Mapping[str, str]) -> Any:
+def _with_references(value: Any, references: Mapping[str, str], own_id: str | None) -> Any:
+    """``value`` with other resources' ids and ARNs as references; the resource's own id is
+    no reference to itself (an EKS cluster's id is its name)."""
     if isinstance(value, str):
-        return references.get(value, value)
+        return value if value == own_id else references.get(value, value)
     if isinstance(value, list):
-        return [_with_references(item, references) for item in value]
+        return [_with_references(item, references, own_id) for item in value]
     if isinstance(value, dict):
-        return {key: _with_references(item, references) for key, item in value.items()}
+        return {key: _with_references(item, references, own_id) for key, item in value.items()}
     return value
 
 
@@ -414,7 +421,11 @@ def _resource_entry(
         "urn": resource.urn,
         "parent": parent.urn if parent else None,
         "custom": resource.custom,
-        "settings": _with_references(resource_settings(resource.type, resource.inputs), references),
+        "settings": _with_references(
+            resource_settings(resource.type, resource.inputs),
+            references,
+            own_id=getattr(resource, "id", None),
+        ),
     }
 
 

@@ -164,7 +164,7 @@ def workload(of: Of, outputs: Mapping[str, Any]) -> dict[str, Any]:
         "replicas": _value(deployment, "spec.replicas"),
         "hpa_min_replicas": _value(hpa, "spec.minReplicas") if hpa else None,
         "hpa_max_replicas": _value(hpa, "spec.maxReplicas") if hpa else None,
-        "hpa_cpu_target_percent": _cpu_target(hpa),
+        "hpa_cpu_target_percent": hpa_cpu_target(hpa),
         "cpu_request": plain(lookup(container, "resources.requests.cpu")),
         "cpu_limit": plain(lookup(container, "resources.limits.cpu")),
         "memory_request": plain(lookup(container, "resources.requests.memory")),
@@ -181,7 +181,8 @@ def workload(of: Of, outputs: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _cpu_target(hpa: Resource | None) -> Any:
+def hpa_cpu_target(hpa: Resource | None) -> Any:
+    """The HPA's average CPU utilisation target (a share of the pods' request), or None."""
     if hpa is None:
         return None
     for metric in lookup(hpa.inputs, "spec.metrics") or []:

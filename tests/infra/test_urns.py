@@ -75,6 +75,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     ),
     "prod-nat-single-eu": ("prod", {"aws:region": "eu-west-1", "natGateways": "single"}),
+    # eks: the cluster, its node groups (one per capacity type) and their alarms
+    "dev-eks-spot": ("dev-eks", {"eksSpotInstanceTypes": ["t4g.large"], "eksSpotMaxSize": 3}),
 }
 
 

@@ -96,6 +96,11 @@ def test_an_eks_stacks_key_settings_are_its_cluster_node_groups_addons_and_pods(
     # the cache is the same ElastiCache as on ec2
     assert settings["cache"]["node_type"] == configured(stack, "cacheNodeType")
 
+    # and the alarms are the eks ones beside the shared ALB and cache alarms
+    alarms = {alarm["name"].removeprefix(f"pyscale-{stack}-") for alarm in settings["alarms"]}
+    assert {"hpa-at-max", "nodes-on-demand-at-max", "unschedulable-pods", "alb-5xx-rate"} <= alarms
+    assert "asg-at-max" not in alarms
+
 
 @pytest.mark.parametrize("stack", EKS_STACKS)
 def test_an_eks_plans_workload_is_the_deployment_its_hpa_scales(plan_json, stack: str) -> None:

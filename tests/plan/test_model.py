@@ -226,3 +226,46 @@ def test_markdown_diff_keeps_the_stack_placeholder_visible_on_github() -> None:
     # a bare <stack> would be swallowed as an HTML tag
     assert "app-&lt;stack&gt;-lt" in markdown
     assert "<stack>" not in markdown
+
+
+def test_kubernetes_names_and_a_resources_own_id_are_not_read_as_references() -> None:
+    # GIVEN a ClusterRole and a Deployment of the same name (ids unique per kind only), and
+    # an EKS cluster whose id is its name
+    root = resource("pyscale:kubernetes:EksCluster", "eks", STACK_URN)
+    run = Run(
+        project="pyscale",
+        stack="test",
+        resources=[
+            root,
+            resource(
+                "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole",
+                "autoscaler-role",
+                root.urn,
+                id="cluster-autoscaler",
+            ),
+            resource(
+                "kubernetes:apps/v1:Deployment",
+                "autoscaler-deployment",
+                root.urn,
+                {"metadata": {"name": "cluster-autoscaler", "namespace": "kube-system"}},
+            ),
+            resource(
+                "aws:eks/cluster:Cluster",
+                "eks-cluster",
+                root.urn,
+                {"name": "pyscale-test", "version": "1.33"},
+                id="pyscale-test",
+            ),
+            resource(
+                "aws:eks/nodeGroup:NodeGroup",
+                "eks-nodes",
+                root.urn,
+                {"clusterName": "pyscale-test"},
+            ),
+        ],
+    )
+    settings = {r["name"]: r["settings"] for r in build_plan(run)["components"][0]["resources"]}
+
+    # THEN each shows the plain name, not "${...id}"
+    assert settings["autoscaler-deployment"]["name"] == "cluster-autoscaler"
+    assert settings["eks-cluster"]["name"] == "pyscale-test"
