@@ -13,12 +13,14 @@ from __future__ import annotations
 import json
 import typing
 from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pulumi
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
 
+from infra.kubernetes.eks_versions import support_warning
 from infra.settings import stack as stack_checks
 from infra.settings.base import (
     NAMESPACE,
@@ -34,7 +36,7 @@ from infra.settings.encryption import EncryptionSettings
 from infra.settings.fleet import FleetSettings
 from infra.settings.monitoring import MonitoringSettings
 from infra.settings.network import NetworkSettings
-from infra.settings.platform import PlatformSettings, platform_key_problems
+from infra.settings.platform import Platform, PlatformSettings, platform_key_problems
 from infra.settings.release import ReleaseSettings
 
 # Every area, in the order of the configuration reference.
@@ -231,8 +233,14 @@ def _unknown_keys(config: Mapping[str, str]) -> list[str]:
 # ---------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------
-def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPACE) -> Settings:
-    """Validate engine config strings into Settings; ConfigError lists every problem."""
+def load_settings(
+    config: Mapping[str, str], stack: str, project: str = NAMESPACE, today: date | None = None
+) -> Settings:
+    """Validate engine config strings into Settings; ConfigError lists every problem.
+
+    ``today`` (UTC) dates the warnings that depend on it (an eks stack's Kubernetes version
+    near or past its end of EKS standard support); without it they are left out.
+    """
     problems = stack_checks.resource_name_problems(project, stack)
     problems += _unknown_keys(config)
     region, region_problems = stack_checks.read_region(config)
@@ -262,6 +270,10 @@ def load_settings(config: Mapping[str, str], stack: str, project: str = NAMESPAC
             f"pyscale:{key} holds the shipped EXAMPLE digest (all zeros): set the image's "
             "real digest before `pulumi up`"
         )
+    if today is not None and settings.platform.platform == Platform.EKS:
+        support = support_warning(settings.platform.kubernetes_version, today)
+        if support is not None:
+            warnings.append(support)
     if warnings:
         settings = settings.model_copy(update={"warnings": tuple(warnings)})
     return settings
@@ -274,7 +286,9 @@ def load_from_pulumi() -> Settings:
     from pulumi.runtime.config import CONFIG, get_config_env
 
     config = {**get_config_env(), **CONFIG.get()}
-    settings = load_settings(config, pulumi.get_stack(), pulumi.get_project())
+    # The one clock read: the support-window warning is about the day the preview runs.
+    today = datetime.now(UTC).date()
+    settings = load_settings(config, pulumi.get_stack(), pulumi.get_project(), today)
     # A deploy with the shipped example domain builds the VPC, NAT and the cache, then
     # fails at Route 53 (no such hosted zone) after billed minutes: refuse it up front.
     # A preview (and `pyscale plan`) of the shipped stack keeps working, with the warning.

@@ -96,8 +96,9 @@ class PlatformSettings(AreaSettings):
             "kubernetesVersion",
             "1.33",
             allowed="1.31, 1.32, 1.33 (a Cluster Autoscaler release is pinned for each)",
-            doc="eks: the cluster's pinned version; kubernetes: the API version the "
-            "manifests are validated against.",
+            doc="eks: the cluster's pinned version (a preview warns from 90 days before its "
+            "end of EKS standard support: README 'Upgrading Kubernetes'); kubernetes: the API "
+            "version the manifests are validated against.",
             change=in_place(
                 "eks upgrades the control plane one minor at a time, then rolls the node "
                 "groups onto it; change the add-on pins (kube-proxy, coredns) with it"
