@@ -67,6 +67,7 @@ SUPPORT_WINDOWS: Final = {
     )
 }
 
+
 def _minor_key(minor: str) -> tuple[int, ...]:
     return tuple(int(part) for part in minor.split("."))
 
