@@ -11,7 +11,6 @@ Readiness is polled with a deadline, never slept for.
 from __future__ import annotations
 
 import contextlib
-import random
 import shutil
 import socket
 import subprocess
@@ -22,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from pyscale.local.ports import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -55,20 +56,9 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return probe.getsockname()[1]
-
-
 def free_cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free too."""
-    for _ in range(200):
-        port = random.randint(20_000, 50_000)
-        if port_is_free(port) and port_is_free(port + 10_000):
-            return port
-    raise RuntimeError("no free port pair for a cluster node")
+    return free_port(span=10_000)
 
 
 @dataclass(frozen=True)
