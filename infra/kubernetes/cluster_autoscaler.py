@@ -12,10 +12,13 @@ EKS").
 The image's minor version matches the cluster's ("cross version compatibility is not tested
 or supported", EKS best practices), and it is pinned by digest: the digest of each tag is the
 multi-arch index that kubernetes/k8s.io's image-promoter manifest
-(registry.k8s.io/images/k8s-staging-autoscaling/images.yaml @ fe84f3f6, entry
-``cluster-autoscaler``) promoted to registry.k8s.io/autoscaling. No registry is reachable
-here, so the digests are that manifest's, not a pull's: ``crane digest
-registry.k8s.io/autoscaling/cluster-autoscaler:<tag>`` must print the same.
+(registry.k8s.io/images/k8s-staging-autoscaling/images.yaml, entry ``cluster-autoscaler``)
+promoted to registry.k8s.io/autoscaling: 1.31-1.33 as read at kubernetes/k8s.io @ fe84f3f6;
+1.34-1.36 as read in the same file of the fork soltysh/k8s.io @ 2d7cc8e8 (the store's
+kubernetes/k8s.io copy stops at v1.33.1; the fork's file also lists every digest above
+unchanged, and its v1.35.0, v1.35.2 and v1.36.1 digests match pins seen in public code). No
+registry is reachable here, so the digests are that manifest's, not a pull's: ``crane
+digest registry.k8s.io/autoscaling/cluster-autoscaler:<tag>`` must print the same.
 
 RBAC: the rules of kubernetes/autoscaler's AWS example manifest
 (cloudprovider/aws/examples/cluster-autoscaler-autodiscover.yaml) at the release's own tag,
@@ -59,12 +62,17 @@ class AutoscalerRelease:
         1.33 scheduler framework also counts VolumeAttachments: upstream added the rule in
         kubernetes/autoscaler 442ad2d5, "Fix failed to watch *v1.VolumeAttachment").
     upstream_rbac: the example manifest's ClusterRole and Role at the release's tag.
+    dra_resources: the resource.k8s.io objects it lists (Dynamic Resource Allocation, on
+        and locked on from 1.35: config/flags/flags.go "--enable-dynamic-resource-allocation
+        ... locked to true"; simulator/dynamicresources/provider/provider.go lists
+        ResourceClaims, ResourceSlices and DeviceClasses).
     """
 
     tag: str
     digest: str
     storage_resources: tuple[str, ...]
     upstream_rbac: Path
+    dra_resources: tuple[str, ...] = ()
 
     @property
     def image(self) -> str:
@@ -72,9 +80,11 @@ class AutoscalerRelease:
 
 
 _STORAGE = ("storageclasses", "csinodes", "csidrivers", "csistoragecapacities")
-# The newest patch of each minor in kubernetes/k8s.io @ fe84f3f6 (images.yaml above); the
-# example manifests are those of tags cluster-autoscaler-1.31.3 (0f59059c), -1.32.2
-# (f302c917) and -1.33.1 (c95a8d9f).
+_DRA = ("deviceclasses", "resourceslices", "resourceclaims")
+# The newest patch of each minor in the promoter manifest (above); the example manifests are
+# those of tags cluster-autoscaler-1.31.3 (0f59059c), -1.32.2 (f302c917), -1.33.1
+# (c95a8d9f), -1.34.5 (cb2123ed), -1.35.2 (2d425888) and -1.36.1 (35e8a280), read in
+# kubernetes/autoscaler @ 55c37cd5 (2026-08-22).
 RELEASES: Final = {
     "1.31": AutoscalerRelease(
         "v1.31.3",
@@ -93,6 +103,29 @@ RELEASES: Final = {
         "sha256:0d53371b73eae57dbed927a72b71d4fe756ce4dbfe528b4217a1078cb13445f0",
         (*_STORAGE, "volumeattachments"),
         DATA / "cluster-autoscaler-rbac-v1.33.1.yaml",
+    ),
+    "1.34": AutoscalerRelease(
+        "v1.34.5",
+        "sha256:5c3a56440ffc76eac79e7d7e840153c1fbe7b6e02d415e76a45ba2e0ef99a266",
+        (*_STORAGE, "volumeattachments"),
+        DATA / "cluster-autoscaler-rbac-v1.34.5.yaml",
+    ),
+    # 1.35.2's example manifest grants no resource.k8s.io read although the release lists
+    # those objects (DRA locked on): upstream added the rule after the tag (af108c1a and
+    # 71612d68, 2026-04-14; in -1.36.1's manifest). Granted here: ADDED_TO_UPSTREAM.
+    "1.35": AutoscalerRelease(
+        "v1.35.2",
+        "sha256:aac369dc283927a623deb1af54696efcc722ae79255aa07788422e495bab887d",
+        (*_STORAGE, "volumeattachments"),
+        DATA / "cluster-autoscaler-rbac-v1.35.2.yaml",
+        _DRA,
+    ),
+    "1.36": AutoscalerRelease(
+        "v1.36.1",
+        "sha256:461388d03eb5b55db58941ee7a81d9a619dd15302b01cbab9f5a9946715994b4",
+        (*_STORAGE, "volumeattachments"),
+        DATA / "cluster-autoscaler-rbac-v1.36.1.yaml",
+        _DRA,
     ),
 }
 
@@ -130,8 +163,22 @@ OMITTED_UPSTREAM_PERMISSIONS: Final = (
 )  # fmt: skip
 
 
+# What a release needs beyond its own example manifest (tag -> grants), each with the code.
+ADDED_TO_UPSTREAM: Final = {
+    "v1.35.2": tuple(
+        (("resource.k8s.io", resource, verb, ""), "DRA is locked on in 1.35 and its provider "
+         "lists these (dra_resources above); the tag's example manifest predates the rule")
+        for resource in _DRA
+        for verb in _READ
+    ),
+}  # fmt: skip
+
+
 def cluster_rules(release: AutoscalerRelease) -> tuple[Rule, ...]:
     """The ClusterRole: what the release reads to simulate scheduling, evicts and writes."""
+    dra: tuple[Rule, ...] = (
+        (("resource.k8s.io", release.dra_resources, _READ, ()),) if release.dra_resources else ()
+    )
     return (
         ("", ("events",), ("create", "patch"), ()),
         ("", ("pods/eviction",), ("create",), ()),
@@ -152,6 +199,7 @@ def cluster_rules(release: AutoscalerRelease) -> tuple[Rule, ...]:
         ),
         ("policy", ("poddisruptionbudgets",), ("watch", "list"), ()),
         ("apps", ("statefulsets", "replicasets", "daemonsets"), _READ, ()),
+        *dra,
         ("storage.k8s.io", release.storage_resources, _READ, ()),
         ("batch", ("jobs",), _READ, ()),
         ("coordination.k8s.io", ("leases",), ("create",), ()),

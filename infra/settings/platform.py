@@ -95,7 +95,7 @@ class PlatformSettings(AreaSettings):
         setting(
             "kubernetesVersion",
             "1.33",
-            allowed="1.31, 1.32, 1.33 (a Cluster Autoscaler release is pinned for each)",
+            allowed=f"{', '.join(RELEASES)} (a Cluster Autoscaler release is pinned for each)",
             doc="eks: the cluster's pinned version (a preview warns from 90 days before its "
             "end of EKS standard support: README 'Upgrading Kubernetes'); kubernetes: the API "
             "version the manifests are validated against.",

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from infra.kubernetes.cluster_autoscaler import (
+    ADDED_TO_UPSTREAM,
     OMITTED_UPSTREAM_PERMISSIONS,
     RELEASES,
     ClusterAutoscaler,
@@ -157,10 +158,12 @@ def test_the_autoscalers_rbac_is_upstreams_for_its_release_less_only_what_it_nev
     }
     upstream = upstream_rbac(minor)
     omitted = {permission for permission, _reason in OMITTED_UPSTREAM_PERMISSIONS}
+    added = {permission for permission, _reason in ADDED_TO_UPSTREAM.get(RELEASES[minor].tag, ())}
     every_upstream = upstream["ClusterRole"] | upstream["Role"]
     assert omitted <= every_upstream  # each omission names a grant upstream really makes
-    for kind in ("ClusterRole", "Role"):
-        assert granted[kind] == upstream[kind] - omitted, kind
+    assert not added & every_upstream  # each addition is one upstream's tag lacks
+    assert granted["ClusterRole"] == (upstream["ClusterRole"] - omitted) | added
+    assert granted["Role"] == upstream["Role"] - omitted
     # The status ConfigMap and the leader Lease stay writable: CAS cannot run without them.
     assert ("", "configmaps", "update", "cluster-autoscaler-status") in granted["Role"]
     assert ("coordination.k8s.io", "leases", "update", "cluster-autoscaler") in granted[
@@ -168,6 +171,9 @@ def test_the_autoscalers_rbac_is_upstreams_for_its_release_less_only_what_it_nev
     ]
     reads_attachments = ("storage.k8s.io", "volumeattachments", "watch", "")
     assert (reads_attachments in granted["ClusterRole"]) == (minor >= "1.33")
+    # From 1.35 Dynamic Resource Allocation is always on: CAS lists its objects.
+    reads_slices = ("resource.k8s.io", "resourceslices", "list", "")
+    assert (reads_slices in granted["ClusterRole"]) == (minor >= "1.35")
 
 
 def test_bindings_refer_to_the_roles_and_the_service_account_that_exist(run):

@@ -7,10 +7,16 @@ from datetime import date, timedelta
 
 import pytest
 
+from infra.kubernetes.addon_versions import listed_versions
 from infra.kubernetes.cluster_autoscaler import RELEASES
 from infra.kubernetes.eks_versions import SUPPORT_WINDOWS, WARN_DAYS, support_warning
 from infra.settings import load_settings
+from infra.settings.platform import ADDON_VERSION_KEYS
 from pyscale import stacks
+from pyscale.offline import run_stack
+from pyscale.offline.kubernetes import kubernetes_objects, validate_strictly
+
+ADDON = "aws:eks/addon:Addon"
 
 STANDARD_END_1_33 = date(2026, 7, 29)
 
@@ -44,8 +50,8 @@ def test_the_shipped_eks_stack_on_2026_12_01_is_told_its_standard_support_ended(
     assert "pyscale:kubernetesVersion 1.33" in warning
     assert "standard support ended 2026-07-29" in warning
     assert "upgrade policy is STANDARD, so EKS upgrades its control plane" in warning
-    # No newer minor has a Cluster Autoscaler release here: the warning says so.
-    assert "no newer minor has a Cluster Autoscaler release pinned" in warning
+    # The next minor with a Cluster Autoscaler release pinned here: one step at a time.
+    assert "to 1.34 next" in warning
 
 
 def test_the_last_day_of_standard_support_warns_ahead_and_the_end_day_is_past():
@@ -87,3 +93,35 @@ def test_a_minor_without_recorded_dates_says_so_rather_than_guessing(minor: str)
     warning = support_warning(minor, date(2026, 12, 1))
     assert warning is not None
     assert "no EKS support dates are recorded" in warning
+
+
+def test_the_newest_pinned_minor_says_no_newer_one_is_pinned_yet():
+    newest = max(RELEASES, key=lambda minor: tuple(int(part) for part in minor.split(".")))
+    end = SUPPORT_WINDOWS[newest].end_of_standard_support
+    warning = support_warning(newest, end)
+    assert warning is not None
+    assert "no newer minor has a Cluster Autoscaler release pinned" in warning
+
+
+@pytest.mark.parametrize("minor", ["1.34", "1.35", "1.36"])
+def test_an_eks_stack_moved_to_a_newer_minor_deploys_its_autoscaler_and_add_ons(minor: str):
+    # GIVEN dev-eks moved to the minor with the newest add-on versions listed for it
+    pins = {key: listed_versions(addon, minor)[-1] for addon, key in ADDON_VERSION_KEYS.items()}
+    run = run_stack("dev-eks", {"kubernetesVersion": minor, **pins})
+    # THEN the cluster, its node groups and its add-ons are at that minor (the mocks' EKS
+    # refuses an add-on version not listed for the cluster's version) ...
+    assert run.one("aws:eks/cluster:Cluster").inputs["version"] == minor
+    for group in run.of_type("aws:eks/nodeGroup:NodeGroup"):
+        assert group.inputs["version"] == minor
+    addons = {a.inputs["addonName"]: a.inputs["addonVersion"] for a in run.of_type(ADDON)}
+    assert addons == {addon: pins[key] for addon, key in ADDON_VERSION_KEYS.items()}
+    # ... the Cluster Autoscaler is that minor's release by digest, and every object is
+    # strictly valid at the minor.
+    objects = kubernetes_objects(run)
+    (autoscaler,) = [
+        o for o in objects if o.kind == "Deployment" and o.name == "cluster-autoscaler"
+    ]
+    container = autoscaler.manifest["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == RELEASES[minor].image
+    for item in objects:
+        validate_strictly(item.manifest, minor)
