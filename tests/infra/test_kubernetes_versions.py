@@ -19,6 +19,12 @@ from pyscale.offline.kubernetes import kubernetes_objects, validate_strictly
 ADDON = "aws:eks/addon:Addon"
 
 STANDARD_END_1_33 = date(2026, 7, 29)
+# dev-eks as it was first shipped: 1.33 and that minor's kube-proxy and CoreDNS.
+ON_1_33 = {
+    "kubernetesVersion": "1.33",
+    "eksKubeProxyVersion": "v1.33.5-eksbuild.2",
+    "eksCorednsVersion": "v1.12.4-eksbuild.1",
+}
 
 
 def eks_warnings(today: date | None, stack: str = "dev-eks", **overrides: str) -> list[str]:
@@ -45,8 +51,12 @@ def test_the_calendar_is_fourteen_months_of_standard_then_twelve_of_extended_sup
         ), window.minor
 
 
-def test_the_shipped_eks_stack_on_2026_12_01_is_told_its_standard_support_ended():
-    (warning,) = eks_warnings(date(2026, 12, 1))
+def test_the_shipped_eks_stack_is_in_standard_support_on_2026_12_01():
+    assert eks_warnings(date(2026, 12, 1)) == []
+
+
+def test_an_eks_stack_still_on_1_33_on_2026_12_01_is_told_its_standard_support_ended():
+    (warning,) = eks_warnings(date(2026, 12, 1), **ON_1_33)
     assert "pyscale:kubernetesVersion 1.33" in warning
     assert "standard support ended 2026-07-29" in warning
     assert "upgrade policy is STANDARD, so EKS upgrades its control plane" in warning
@@ -56,15 +66,15 @@ def test_the_shipped_eks_stack_on_2026_12_01_is_told_its_standard_support_ended(
 
 def test_the_last_day_of_standard_support_warns_ahead_and_the_end_day_is_past():
     # Extended-support billing starts at the beginning of the end day (UTC).
-    (ahead,) = eks_warnings(STANDARD_END_1_33 - timedelta(days=1))
+    (ahead,) = eks_warnings(STANDARD_END_1_33 - timedelta(days=1), **ON_1_33)
     assert "standard support ends 2026-07-29 (in 1 days)" in ahead
-    (past,) = eks_warnings(STANDARD_END_1_33)
+    (past,) = eks_warnings(STANDARD_END_1_33, **ON_1_33)
     assert "standard support ended 2026-07-29" in past
 
 
 def test_warning_starts_exactly_warn_days_before_the_end():
-    assert eks_warnings(STANDARD_END_1_33 - timedelta(days=WARN_DAYS + 1)) == []
-    (warning,) = eks_warnings(STANDARD_END_1_33 - timedelta(days=WARN_DAYS))
+    assert eks_warnings(STANDARD_END_1_33 - timedelta(days=WARN_DAYS + 1), **ON_1_33) == []
+    (warning,) = eks_warnings(STANDARD_END_1_33 - timedelta(days=WARN_DAYS), **ON_1_33)
     assert f"(in {WARN_DAYS} days)" in warning
 
 

@@ -167,7 +167,7 @@ def test_the_terminal_plan_of_an_eks_stack_shows_the_node_groups_and_pods(run_cl
         "node_groups",
         "instance_types=t4g.medium",
         "hpa_max_replicas",
-        "1.33",
+        "1.35",
         "coredns",
     ):
         assert expected in out, expected
