@@ -47,7 +47,7 @@ def free_port(*, span: int = 0) -> int:
         candidates = (port, port + span) if span else (port,)
         if any(p in _handed_out for p in candidates):
             continue
-        if all(_can_listen(p) for p in candidates):
+        if all(port_is_free(p) for p in candidates):
             _handed_out.update(candidates)
             return port
     raise LocalTopologyError(
@@ -55,7 +55,8 @@ def free_port(*, span: int = 0) -> int:
     )
 
 
-def _can_listen(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on the port now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # SO_REUSEADDR as servers set it: a port whose old connections linger in TIME_WAIT
         # is still one a server can listen on.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from pyscale.local.ports import free_port
+from pyscale.local.ports import free_port, port_is_free
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -42,18 +42,6 @@ def wait_until(condition: Callable[[], object], deadline_seconds: float, what: s
             raise TimeoutError(f"timed out after {deadline_seconds}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
-
-
-def port_is_free(port: int) -> bool:
-    """True when a server could listen on the port now (SO_REUSEADDR, as servers set it, so
-    connections lingering in TIME_WAIT don't count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_cluster_port() -> int:
